@@ -1,0 +1,14 @@
+#include "bindings/common.h"
+#include "core/error.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "peftcpp native engine: tensors, autograd, kernels, optimizers";
+  py::register_exception<peftcpp::TypeError>(m, "DTypeError", PyExc_TypeError);
+  peftcpp::init_tensor(m);
+  peftcpp::init_ops(m);
+  peftcpp::init_nn_ops(m);
+  peftcpp::init_attention(m);
+  peftcpp::init_loss(m);
+  peftcpp::init_optim(m);
+  peftcpp::init_io(m);
+}

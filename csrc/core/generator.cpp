@@ -1,0 +1,8 @@
+#include "core/generator.h"
+
+namespace peftcpp {
+Generator& Generator::global() {
+  static Generator g;
+  return g;
+}
+}  // namespace peftcpp

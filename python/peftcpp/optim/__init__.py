@@ -1,0 +1,1 @@
+"""Optimizers and learning-rate schedules (filled in by the optimizer work)."""
