@@ -104,6 +104,8 @@ void init_tensor(py::module_& m) {
       .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); });
 
   py::class_<Tensor>(m, "Tensor", py::dynamic_attr())
+      // Tensor(t) shares t's data and autograd slots (how nn.Parameter wraps).
+      .def(py::init([](const Tensor& t) { return t; }), py::arg("data"))
       .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
       .def_property_readonly("dtype", &Tensor::dtype)
       .def_property_readonly("ndim", &Tensor::dim)

@@ -47,7 +47,7 @@ def tensor(data, dtype=None, requires_grad=False):
     if dtype is not None and dtype not in (bfloat16,):
         np_type = {float32: np.float32, float16: np.float16, int32: np.int32, int64: np.int64}[dtype]
         arr = arr.astype(np_type)
-    t = _core.from_numpy(np.ascontiguousarray(arr), copy=True)
+    t = _core.from_numpy(np.require(arr, requirements="C"), copy=True)
     if dtype == bfloat16:
         t = t._to_raw(bfloat16)
     if requires_grad:

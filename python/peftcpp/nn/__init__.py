@@ -1,1 +1,23 @@
-"""peftcpp.nn"""
+"""peftcpp.nn: torch.nn's Module system over the native engine."""
+from . import functional, init  # noqa: F401
+from .module import Module
+from .modules import (
+    GELU,
+    Dropout,
+    Embedding,
+    Identity,
+    LayerNorm,
+    Linear,
+    ModuleDict,
+    ModuleList,
+    ReLU,
+    RMSNorm,
+    Sequential,
+    SiLU,
+    Tanh,
+)
+from .parameter import Parameter
+from . import utils  # noqa: F401
+
+__all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "SiLU", "ReLU",
+           "Tanh", "Identity", "ModuleList", "ModuleDict", "Sequential", "functional", "init", "utils"]
