@@ -208,7 +208,8 @@ def _pow(self, p):
 Tensor.__pow__ = _pow
 
 for _name in ("exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "abs", "neg"):
-    setattr(Tensor, _name, getattr(_core, _name))
+    # builtins do not bind as methods: wrap them
+    setattr(Tensor, _name, (lambda f: lambda self: f(self))(getattr(_core, _name)))
 
 
 def _dims(dim):
