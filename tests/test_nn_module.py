@@ -106,8 +106,8 @@ def test_forward_matches_torch():
     t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in p.state_dict().items()})
     p.eval(), t.eval()
     x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
-    out_p = p.head(p.layers[1](p.layers[0](peftcpp.tensor(x))))
-    out_t = t.head(t.layers[1](t.layers[0](torch.tensor(x))))
+    out_p = p.head(p.layers[0](peftcpp.tensor(x)))
+    out_t = t.head(t.layers[0](torch.tensor(x)))
     np.testing.assert_allclose(out_p.numpy(), out_t.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 

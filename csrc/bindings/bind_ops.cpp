@@ -1,3 +1,5 @@
+#include <chrono>
+
 #include "bindings/common.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
@@ -53,6 +55,24 @@ void init_ops(py::module_& m) {
         },
         py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("lora_A"),
         py::arg("lora_B"), py::arg("scale"), py::arg("dropout") = 0.f, py::arg("training") = false, nogil());
+
+  // Seconds per call of the raw cblas_sgemm on an M×K·K×N product: the
+  // physical reference the benchmarks compare our kernels against.
+  m.def("sgemm_seconds",
+        [](int64_t M, int64_t N, int64_t K, bool ta, bool tb, int repeats) {
+          Tensor a = Tensor::full({M * K}, 0.5f), b = Tensor::full({K * N}, 0.25f), c = Tensor::zeros({M * N});
+          auto run = [&] {
+            sgemm(ta, tb, M, N, K, 1.f, a.data<float>(), ta ? M : K, b.data<float>(), tb ? K : N, 0.f,
+                  c.data<float>(), N);
+          };
+          run();  // warm-up
+          auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < repeats; ++i) run();
+          std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
+          return d.count() / repeats;
+        },
+        py::arg("M"), py::arg("N"), py::arg("K"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        py::arg("repeats") = 5, nogil());
 }
 
 }  // namespace peftcpp

@@ -26,12 +26,15 @@ Tensor add_new(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
+void accumulate_leaf(TensorImpl* leaf, Tensor g) {
   PC_CHECK(g.shape() == leaf->shape, "[backward] gradient of shape ", shape_str(g.shape()),
            " for a leaf of shape ", shape_str(leaf->shape), " (an op returned a wrong-shaped gradient)");
   if (!leaf->grad) {
-    // Own the gradient: g may be shared with other branches of the graph.
-    leaf->grad = g.clone().impl_ptr();
+    // Adopt g when nothing else references it; otherwise own a copy, since g
+    // may be shared with other branches of the graph.
+    bool sole = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.storage()->owned &&
+                g.is_contiguous() && g.dtype() == DType::F32;
+    leaf->grad = sole ? g.impl_ptr() : g.clone().impl_ptr();
   } else {
     Tensor acc(leaf->grad);
     add_into(acc, g.contiguous());
@@ -163,10 +166,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     for (size_t i = 0; i < node->next.size(); ++i) {
       const Edge& e = node->next[i];
       if (!e.valid()) continue;
-      Tensor g = i < gin.size() ? gin[i] : Tensor();
+      Tensor g = i < gin.size() ? std::move(gin[i]) : Tensor();
       if (g.defined() && g.dtype() != DType::F32) g = g.to(DType::F32);
       if (e.leaf) {
-        if (g.defined()) accumulate_leaf(e.leaf.get(), g);
+        if (g.defined()) accumulate_leaf(e.leaf.get(), std::move(g));
         continue;
       }
       Node* nx = e.fn.get();
