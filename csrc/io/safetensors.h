@@ -1,0 +1,49 @@
+// safetensors files (https://github.com/huggingface/safetensors): an 8-byte
+// little-endian header length, a JSON header {name: {dtype, shape,
+// data_offsets}, "__metadata__": {str: str}}, then the raw tensor bytes.
+//
+// Loading maps the file read-only once and every tensor borrows its slice of
+// the mapping (zero-copy); the mapping is unmapped when the last tensor that
+// views it dies. Saving writes a temporary file and renames it over the
+// target, so an existing file is never left half-written.
+#pragma once
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace peftcpp {
+
+// A file could not be opened, read, written or renamed. err is the errno, so
+// the bindings can raise the matching OSError (FileNotFoundError, ...).
+struct FileError : std::runtime_error {
+  FileError(const std::string& msg, int err) : std::runtime_error(msg), err(err) {}
+  int err;
+};
+
+struct SafetensorsFile {
+  std::map<std::string, Tensor> tensors;  // sorted by name
+  std::map<std::string, std::string> metadata;
+};
+
+// Loads every tensor of the file as a read-only view of one shared mmap.
+// Supported dtypes: F32, F16, BF16, I32, I64. Malformed files raise
+// std::invalid_argument (ValueError), unsupported dtypes TypeError, and
+// files that cannot be opened FileError; the message names the file and the
+// tensor. A tensor whose bytes are not aligned for its dtype (possible only in
+// files from other writers) is copied instead of borrowed.
+SafetensorsFile load_safetensors(const std::string& path);
+
+// Writes the tensors (any layout; written contiguous, little-endian) in the
+// order the reference implementation uses: by dtype alignment, largest first,
+// then by name, so every tensor is aligned in the file and the bytes equal
+// what safetensors itself writes. The header is padded with spaces to a
+// multiple of 8. Atomic: written to path + ".tmp-<pid>", fsynced, renamed.
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+// The safetensors dtype string ("F32", "BF16", ...) of a peftcpp dtype.
+const char* safetensors_dtype_name(DType t);
+
+}  // namespace peftcpp
