@@ -101,8 +101,19 @@ def test_gpt_trains_like_pytorch():
     rel = np.abs(np.array(lp) - np.array(lt)) / np.abs(np.array(lt))
     assert rel.max() <= 1e-4, f"per-step loss differs: max rel {rel.max():.2e}\n{lp}\n{lt}"
     assert lp[-1] < 0.8 * lp[0], f"loss did not fall: {lp[0]:.4f} -> {lp[-1]:.4f}"
-    for (k, a), (_, b) in zip(pm.state_dict().items(), tm.state_dict().items()):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=2e-5, err_msg=k)
+
+
+def test_gpt_gradients_match_pytorch():
+    """The first step's gradients for every parameter (after that, Adam's
+    sign-like update amplifies float noise on near-zero gradients, so later
+    steps are compared through the loss)."""
+    from helpers import BWD_RTOL, assert_close
+    pm, tm = twin_models()
+    x, y = batches(1)[0]
+    pm(peftcpp.tensor(x), peftcpp.tensor(y)).backward()
+    tm(torch.tensor(x), torch.tensor(y)).backward()
+    for (k, a), (_, b) in zip(pm.named_parameters(), tm.named_parameters()):
+        assert_close(a.grad, b.grad, BWD_RTOL, k)
 
 
 def test_gradient_checkpointing_gives_the_same_training():
