@@ -42,6 +42,6 @@ from ._tensor import (  # noqa: E402
     memory_stats,
     reset_peak_memory,
 )
-from . import nn, optim, utils  # noqa: E402
+from . import io, nn, optim, utils  # noqa: E402
 
 __version__ = "0.1.0"

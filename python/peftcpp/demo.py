@@ -80,6 +80,7 @@ class TinyLlama(nn.Module):
     def __init__(self, vocab, d=64, layers=2, heads=4, kv_heads=2, ff=176):
         super().__init__()
         self.embed_tokens = nn.Embedding(vocab, d)
+        nn.init.normal_(self.embed_tokens.weight, 0.0, 0.02)  # HF's initializer_range
         self.layers = nn.ModuleList([Block(d, heads, kv_heads, ff) for _ in range(layers)])
         self.norm = nn.RMSNorm(d, eps=1e-5)
         self.hd = d // heads
