@@ -176,3 +176,18 @@ def test_num_threads_setting():
     assert peftcpp.get_num_threads() == 1
     peftcpp.set_num_threads(n)
     assert peftcpp.get_num_threads() == n
+
+
+def test_freed_blocks_are_cached_then_released():
+    peftcpp._core.empty_cache()
+    t = peftcpp.zeros(512, 512)  # 1 MiB: cached size class
+    live = peftcpp.memory_stats()["current"]
+    del t
+    stats = peftcpp.memory_stats()
+    assert stats["current"] <= live - 512 * 512 * 4
+    assert stats["cached"] >= 512 * 512 * 4
+    again = peftcpp.zeros(512, 512)  # reused block still comes back zeroed
+    assert float(again.abs().sum().item()) == 0.0
+    del again
+    peftcpp._core.empty_cache()
+    assert peftcpp.memory_stats()["cached"] == 0

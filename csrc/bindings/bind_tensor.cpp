@@ -201,9 +201,16 @@ void init_tensor(py::module_& m) {
     py::dict d;
     d["current"] = s.current;
     d["peak"] = s.peak;
+    d["cached"] = cached_bytes();
     return d;
   });
   m.def("reset_peak_memory", &reset_peak_memory);
+  m.def("empty_cache", &empty_cache, "Returns cached free blocks to the system");
+  m.def("set_backward_profiling", [](bool on) {
+    BackwardProfile::enabled = on;
+    BackwardProfile::table().clear();
+  }, "Times each backward node by name; read with backward_profile()");
+  m.def("backward_profile", [] { return BackwardProfile::table(); });
 
   m.def("checkpoint", [](py::function fn, std::vector<Tensor> inputs) {
           // fn is called again during backward, possibly from a thread

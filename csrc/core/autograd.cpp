@@ -1,5 +1,6 @@
 #include "core/autograd.h"
 
+#include <chrono>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -41,6 +42,12 @@ void accumulate_leaf(TensorImpl* leaf, Tensor g) {
   }
 }
 }  // namespace
+
+bool BackwardProfile::enabled = false;
+std::map<std::string, std::pair<double, int64_t>>& BackwardProfile::table() {
+  static std::map<std::string, std::pair<double, int64_t>> t;
+  return t;
+}
 
 bool GradMode::enabled() { return t_grad_enabled; }
 void GradMode::set(bool on) { t_grad_enabled = on; }
@@ -155,7 +162,16 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                node->name(), "); its saved tensors were freed. Pass retain_graph=True the first time.");
       for (size_t k = 0; k < gout.size(); ++k)
         if (!gout[k].defined()) gout[k] = Tensor::zeros(node->out_shapes[k]);
-      gin = node->backward(gout);
+      if (BackwardProfile::enabled) {
+        auto t0 = std::chrono::steady_clock::now();
+        gin = node->backward(gout);
+        std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
+        auto& e = BackwardProfile::table()[node->name()];
+        e.first += d.count();
+        e.second += 1;
+      } else {
+        gin = node->backward(gout);
+      }
       if (!retain_graph) {
         node->release();
         node->released = true;

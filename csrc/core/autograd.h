@@ -4,6 +4,8 @@
 // each node's saved tensors as soon as it has run (unless retain_graph).
 #pragma once
 #include <functional>
+#include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -50,6 +52,12 @@ struct EnableGradGuard {
   bool prev;
   EnableGradGuard() : prev(GradMode::enabled()) { GradMode::set(true); }
   ~EnableGradGuard() { GradMode::set(prev); }
+};
+
+// Opt-in timing of backward nodes by name (seconds, calls), for profiling.
+struct BackwardProfile {
+  static bool enabled;
+  static std::map<std::string, std::pair<double, int64_t>>& table();
 };
 
 // True when an op on these inputs must record a node.

@@ -30,4 +30,9 @@ MemoryStats memory_stats();
 void reset_peak_memory();
 void track_alloc(int64_t nbytes);  // for buffers outside Storage (scratch)
 
+// Freed large blocks are kept for reuse (not counted in MemoryStats); these
+// report and release them.
+int64_t cached_bytes();
+void empty_cache();
+
 }  // namespace peftcpp

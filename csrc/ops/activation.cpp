@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/vmath.h"
 
 namespace peftcpp {
 
@@ -19,7 +20,7 @@ constexpr float kGeluC = 0.044715f;
 
 inline float act_f(Act a, float x) {
   switch (a) {
-    case Act::Silu: return x / (1.f + std::exp(-x));
+    case Act::Silu: return x * sigmoid_approx(x);
     case Act::GeluErf: return 0.5f * x * (1.f + std::erf(x * kInvSqrt2));
     case Act::GeluTanh: return 0.5f * x * (1.f + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
   }
@@ -30,7 +31,7 @@ inline float act_f(Act a, float x) {
 inline float act_df(Act a, float x) {
   switch (a) {
     case Act::Silu: {
-      const float s = 1.f / (1.f + std::exp(-x));
+      const float s = sigmoid_approx(x);
       return s * (1.f + x * (1.f - s));
     }
     case Act::GeluErf:

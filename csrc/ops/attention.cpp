@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/autograd.h"
+#include "core/vmath.h"
 #include "core/parallel.h"
 #include "ops/linear.h"
 
@@ -156,7 +157,7 @@ struct AttentionBackward : Node {
         float* p = P + i * S;
         if (L[i] == kNegInf) lo = hi = 0;
         for (int64_t j = 0; j < lo; ++j) p[j] = 0.f;
-        for (int64_t j = lo; j < hi; ++j) p[j] = std::exp(p[j] - L[i]);
+        for (int64_t j = lo; j < hi; ++j) p[j] = exp_approx(p[j] - L[i]);
         for (int64_t j = std::max(lo, hi); j < S; ++j) p[j] = 0.f;
       }
       // dV_h = Pᵀ·dO  [S, Dv]
@@ -301,7 +302,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       }
       float sum = 0.f;
       for (int64_t j = lo; j < hi; ++j) {
-        p[j] = std::exp(p[j] - m);
+        p[j] = exp_approx(p[j] - m);
         sum += p[j];
       }
       const float inv = 1.f / sum;

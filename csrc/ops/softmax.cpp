@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/autograd.h"
+#include "core/vmath.h"
 #include "ops/shape.h"
 
 namespace peftcpp {
@@ -40,13 +41,13 @@ inline void row_forward(const float* x, float* y, int64_t n) {
   }
   float s = 0.f;
   if (LOG) {
-    for (int64_t i = 0; i < n; ++i) s += std::exp(x[i] - m);
+    for (int64_t i = 0; i < n; ++i) s += exp_approx(x[i] - m);
     // (x − m) − log s, not x − (m + log s): keeps precision when |m| is large.
     const float ls = std::log(s);
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) - ls;
   } else {
     for (int64_t i = 0; i < n; ++i) {
-      y[i] = std::exp(x[i] - m);
+      y[i] = exp_approx(x[i] - m);
       s += y[i];
     }
     const float inv = 1.f / s;
@@ -64,7 +65,7 @@ inline void cols_forward(const float* x, float* y, int64_t n, int64_t inner, int
     for (int64_t j = 0; j < c; ++j) m[j] = std::max(m[j], x[i * inner + j]);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < c; ++j) {
-      const float e = m[j] == kNegInf ? 0.f : std::exp(x[i * inner + j] - m[j]);
+      const float e = m[j] == kNegInf ? 0.f : exp_approx(x[i * inner + j] - m[j]);
       if (!LOG) y[i * inner + j] = e;
       s[j] += e;
     }
@@ -86,7 +87,7 @@ template <bool LOG>
 inline void row_backward(const float* y, const float* g, float* dx, int64_t n) {
   float s = 0.f;
   for (int64_t i = 0; i < n; ++i) s += LOG ? g[i] : g[i] * y[i];
-  for (int64_t i = 0; i < n; ++i) dx[i] = LOG ? g[i] - std::exp(y[i]) * s : y[i] * (g[i] - s);
+  for (int64_t i = 0; i < n; ++i) dx[i] = LOG ? g[i] - exp_approx(y[i]) * s : y[i] * (g[i] - s);
 }
 
 template <bool LOG>
@@ -101,7 +102,7 @@ inline void cols_backward(const float* y, const float* g, float* dx, int64_t n, 
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < c; ++j) {
       const int64_t k = i * inner + j;
-      dx[k] = LOG ? g[k] - std::exp(y[k]) * s[j] : y[k] * (g[k] - s[j]);
+      dx[k] = LOG ? g[k] - exp_approx(y[k]) * s[j] : y[k] * (g[k] - s[j]);
     }
 }
 
