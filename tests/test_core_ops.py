@@ -108,6 +108,19 @@ def test_cat_split_index_select(rng):
     check(lambda t: peftcpp.stack([t, t * 2], 1), lambda t: torch.stack([t, t * 2], 1), x)
 
 
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_gather(rng, dim):
+    x = rng.standard_normal((4, 6, 5))
+    shape = [3, 4, 2]
+    idx = rng.integers(0, x.shape[dim], size=shape)
+    check(lambda t: peftcpp.gather(t, dim, peftcpp.tensor(idx)), lambda t: torch.gather(t, dim, torch.tensor(idx)), x)
+
+
+def test_gather_out_of_range():
+    with pytest.raises(IndexError, match=r"\[gather\] index 6 out of range for dimension 1 of size 6"):
+        peftcpp.zeros(2, 6).gather(1, peftcpp.tensor(np.array([[0, 6]])))
+
+
 @pytest.mark.parametrize("sa,sb", [((5, 7), (7, 3)), ((2, 5, 7), (2, 7, 3)), ((2, 3, 5, 7), (7, 9)),
                                    ((2, 1, 5, 7), (3, 7, 4)), ((6, 11), (11, 1))])
 def test_matmul(rng, sa, sb):

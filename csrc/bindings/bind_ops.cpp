@@ -44,6 +44,7 @@ void init_ops(py::module_& m) {
   m.def("cat", &cat, py::arg("tensors"), py::arg("dim") = 0, nogil());
   m.def("split", &split, nogil());
   m.def("index_select", &index_select, nogil());
+  m.def("gather", &gather, nogil());
   m.def("to_dtype", &to_dtype, nogil());
 
   m.def("matmul", &matmul, nogil());

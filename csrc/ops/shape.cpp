@@ -126,6 +126,35 @@ struct IndexSelectBackward : Node {
   void release() override { index = Tensor(); }
 };
 
+struct GatherBackward : Node {
+  Shape in_shape;
+  int64_t dim;
+  Tensor index;  // i64 contiguous
+  const char* name() const override { return "GatherBackward"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    Tensor gc = as_f32_contiguous(g[0]);
+    Tensor out = Tensor::zeros(in_shape);
+    const Shape& is = index.shape();
+    const Shape xs = contiguous_strides(in_shape);
+    const int64_t* ix = index.data<int64_t>();
+    const float* s = gc.data<float>();
+    float* o = out.data<float>();
+    const int64_t nd = static_cast<int64_t>(is.size()), n = index.numel();
+    std::vector<int64_t> pos(nd, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t off = 0;
+      for (int64_t d = 0; d < nd; ++d) off += (d == dim ? ix[i] : pos[d]) * xs[d];
+      o[off] += s[i];
+      for (int64_t d = nd - 1; d >= 0; --d) {
+        if (++pos[d] < is[d]) break;
+        pos[d] = 0;
+      }
+    }
+    return {out};
+  }
+  void release() override { index = Tensor(); }
+};
+
 struct ToDtypeBackward : Node {
   const char* name() const override { return "ToCopyBackward"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override { return {g[0]}; }
@@ -367,6 +396,48 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     n->dim = dim;
     n->index = idx;
     record(n, x, out);
+  }
+  return out;
+}
+
+Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index) {
+  dim = wrap_dim(dim, x_in.dim(), "gather");
+  PC_CHECK_TYPE(index.dtype() == DType::I64 || index.dtype() == DType::I32,
+                "[gather] index must be int32 or int64, got ", dtype_name(index.dtype()));
+  PC_CHECK(index.dim() == x_in.dim(), "[gather] index ", shape_str(index.shape()), " must have the rank of input ",
+           shape_str(x_in.shape()));
+  for (int64_t d = 0; d < x_in.dim(); ++d)
+    PC_CHECK(d == dim || index.shape()[d] <= x_in.shape()[d], "[gather] index ", shape_str(index.shape()),
+             " is larger than input ", shape_str(x_in.shape()), " in dimension ", d);
+  PC_CHECK_TYPE(is_floating(x_in.dtype()), "[gather] input must be a float tensor, got ", dtype_name(x_in.dtype()));
+  Tensor x = as_f32_contiguous(x_in);
+  Tensor idx = index.to(DType::I64).contiguous();
+  const Shape& is = idx.shape();
+  const Shape xs = contiguous_strides(x.shape());
+  const int64_t nd = x.dim(), n = idx.numel(), size = x.shape()[dim];
+  const int64_t* ix = idx.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    PC_CHECK_INDEX(ix[i] >= 0 && ix[i] < size, "[gather] index ", ix[i], " out of range for dimension ", dim,
+                   " of size ", size, " (input ", shape_str(x.shape()), ")");
+  Tensor out = Tensor::empty(is);
+  const float* px = x.data<float>();
+  float* o = out.data<float>();
+  std::vector<int64_t> pos(nd, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < nd; ++d) off += (d == dim ? ix[i] : pos[d]) * xs[d];
+    o[i] = px[off];
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      if (++pos[d] < is[d]) break;
+      pos[d] = 0;
+    }
+  }
+  if (needs_history({&x_in})) {
+    auto nd_ = std::make_shared<GatherBackward>();
+    nd_->in_shape = x.shape();
+    nd_->dim = dim;
+    nd_->index = idx;
+    record(nd_, x_in, out);
   }
   return out;
 }

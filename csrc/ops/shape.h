@@ -17,6 +17,9 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index: i32/i64 1-D
+// out[i][j][k] = x[i][index[i][j][k]][k] (dim = 1), as torch.gather: index has
+// x's rank and sizes ≤ x's except along dim; backward scatter-adds.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor to_dtype(const Tensor& x, DType t);  // differentiable between float types
 
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* op);

@@ -32,6 +32,8 @@ from ._tensor import (  # noqa: E402
     cat,
     stack,
     matmul,
+    gather,
+    empty_cache,
     no_grad,
     enable_grad,
     set_grad_enabled,

@@ -116,6 +116,10 @@ def stack(tensors, dim=0):
     return _core.cat([t.unsqueeze(d) for t in tensors], d)
 
 
+def gather(input, dim, index):
+    return _core.gather(input, dim, index)
+
+
 def matmul(a, b):
     return _core.matmul(a, b)
 
@@ -128,6 +132,7 @@ set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 memory_stats = _core.memory_stats
 reset_peak_memory = _core.reset_peak_memory
+empty_cache = _core.empty_cache
 is_grad_enabled = _core.is_grad_enabled
 
 
@@ -247,6 +252,7 @@ Tensor.expand = lambda self, *shape: _core.broadcast_to(
 Tensor.split = lambda self, size, dim=0: _split(self, size, dim)
 Tensor.chunk = lambda self, n, dim=0: _split(self, -(-self.shape[dim] // n), dim)
 Tensor.index_select = lambda self, dim, index: _core.index_select(self, dim, index)
+Tensor.gather = lambda self, dim, index: _core.gather(self, dim, index)
 Tensor.matmul = lambda self, other: _core.matmul(self, other)
 Tensor.size = lambda self, dim=None: tuple(self.shape) if dim is None else self.shape[dim]
 Tensor.__len__ = lambda self: self.shape[0]
