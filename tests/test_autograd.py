@@ -91,16 +91,17 @@ def test_checkpoint_matches_plain_backward(rng):
     w2 = peftcpp.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
     x = peftcpp.tensor(rng.standard_normal((5, 8)).astype(np.float32), requires_grad=True)
 
-    def block(h, scale=1.0):
+    def block(h, mask, scale=1.0):
+        assert mask is None
         return peftcpp.nn.functional.linear(peftcpp.nn.functional.linear(h, w1).tanh(), w2) * scale
 
-    out = checkpoint(block, x, scale=0.5)
+    out = checkpoint(block, x, None, scale=0.5)
     assert out.grad_fn == "CheckpointBackward"
     out.sum().backward()
     g = [t.grad.numpy().copy() for t in (x, w1, w2)]
     for t in (x, w1, w2):
         t.grad = None
-    block(x, 0.5).sum().backward()
+    block(x, None, 0.5).sum().backward()
     for a, t in zip(g, (x, w1, w2)):
         np.testing.assert_allclose(a, t.grad.numpy(), rtol=1e-6, atol=1e-7)
 
