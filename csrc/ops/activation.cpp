@@ -1,6 +1,7 @@
 #include "ops/activation.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/autograd.h"
 #include "core/vmath.h"
@@ -18,30 +19,40 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1/√(2π)
 constexpr float kSqrt2OverPi = 0.79788456080286536f;  // √(2/π)
 constexpr float kGeluC = 0.044715f;
 
-inline float act_f(Act a, float x) {
-  switch (a) {
-    case Act::Silu: return x * sigmoid_approx(x);
-    case Act::GeluErf: return 0.5f * x * (1.f + std::erf(x * kInvSqrt2));
-    case Act::GeluTanh: return 0.5f * x * (1.f + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
-  }
+// The activation is a template parameter so each loop is specialised and
+// vectorizes (a runtime switch inside the loop keeps it scalar).
+template <Act A>
+inline float act_f(float x) {
+  if constexpr (A == Act::Silu) return x * sigmoid_approx(x);
+  if constexpr (A == Act::GeluErf) return 0.5f * x * (1.f + std::erf(x * kInvSqrt2));
+  if constexpr (A == Act::GeluTanh) return 0.5f * x * (1.f + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
   return 0.f;
 }
 
 // d act(x) / dx
-inline float act_df(Act a, float x) {
-  switch (a) {
-    case Act::Silu: {
-      const float s = sigmoid_approx(x);
-      return s * (1.f + x * (1.f - s));
-    }
-    case Act::GeluErf:
-      return 0.5f * (1.f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
-    case Act::GeluTanh: {
-      const float t = std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x));
-      return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
-    }
+template <Act A>
+inline float act_df(float x) {
+  if constexpr (A == Act::Silu) {
+    const float s = sigmoid_approx(x);
+    return s * (1.f + x * (1.f - s));
+  }
+  if constexpr (A == Act::GeluErf)
+    return 0.5f * (1.f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * exp_approx(-0.5f * x * x);
+  if constexpr (A == Act::GeluTanh) {
+    const float t = std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x));
+    return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
   }
   return 0.f;
+}
+
+// Calls f(std::integral_constant<Act, a>) so f's loops see a constant.
+template <class F>
+void with_act(Act a, F&& f) {
+  switch (a) {
+    case Act::Silu: f(std::integral_constant<Act, Act::Silu>{}); return;
+    case Act::GeluErf: f(std::integral_constant<Act, Act::GeluErf>{}); return;
+    case Act::GeluTanh: f(std::integral_constant<Act, Act::GeluTanh>{}); return;
+  }
 }
 
 Act gelu_kind(const std::string& approximate, const char* op) {
@@ -74,8 +85,10 @@ struct ActBackward : Node {
     float* dX = dx.data<float>();
     const int64_t n = gc.numel();
     const Act a = act;
+    with_act(a, [&](auto k) {
 #pragma omp parallel for if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; ++i) dX[i] = dY[i] * act_df(a, X[i]);
+      for (int64_t i = 0; i < n; ++i) dX[i] = dY[i] * act_df<decltype(k)::value>(X[i]);
+    });
     return {dx};
   }
   void release() override { x = Tensor(); }
@@ -89,8 +102,10 @@ Tensor unary_act(const Tensor& x_in, Act a) {
   const float* X = x.data<float>();
   float* Y = out.data<float>();
   const int64_t n = x.numel();
+  with_act(a, [&](auto k) {
 #pragma omp parallel for if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; ++i) Y[i] = act_f(a, X[i]);
+    for (int64_t i = 0; i < n; ++i) Y[i] = act_f<decltype(k)::value>(X[i]);
+  });
   if (needs_history({&x_in})) {
     auto node = std::make_shared<ActBackward>(a);
     node->x = x.detach();
@@ -118,14 +133,18 @@ struct GatedBackward : Node {
     if (needs_grad(0)) {
       dg = Tensor::empty(gc.shape());
       float* dG = dg.data<float>();
+      with_act(a, [&](auto k) {
 #pragma omp parallel for if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) dG[i] = dY[i] * U[i] * act_df(a, G[i]);
+        for (int64_t i = 0; i < n; ++i) dG[i] = dY[i] * U[i] * act_df<decltype(k)::value>(G[i]);
+      });
     }
     if (needs_grad(1)) {
       du = Tensor::empty(gc.shape());
       float* dU = du.data<float>();
+      with_act(a, [&](auto k) {
 #pragma omp parallel for if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) dU[i] = dY[i] * act_f(a, G[i]);
+        for (int64_t i = 0; i < n; ++i) dU[i] = dY[i] * act_f<decltype(k)::value>(G[i]);
+      });
     }
     return {dg, du};
   }
@@ -143,8 +162,10 @@ Tensor gated_op(const Tensor& gate_in, const Tensor& up_in, Act a, const char* o
   const float* U = up.data<float>();
   float* Y = out.data<float>();
   const int64_t n = gate.numel();
+  with_act(a, [&](auto k) {
 #pragma omp parallel for if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; ++i) Y[i] = act_f(a, G[i]) * U[i];
+    for (int64_t i = 0; i < n; ++i) Y[i] = act_f<decltype(k)::value>(G[i]) * U[i];
+  });
   if (needs_history({&gate_in, &up_in})) {
     auto node = std::make_shared<GatedBackward>(a);
     node->gate = gate.detach();
