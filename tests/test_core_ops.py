@@ -88,6 +88,12 @@ def test_shape_ops(rng):
     check(lambda t: t[:, :1].expand(3, 4, 5), lambda t: t[:, :1].expand(3, 4, 5), x)
 
 
+def test_getitem_rejects_boolean_masks():
+    x = peftcpp.zeros(3, 2)
+    with pytest.raises(IndexError, match="boolean masks"):
+        x[np.array([True, False, True])]
+
+
 def test_views_share_memory():
     x = peftcpp.tensor(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
     for v in (x.transpose(0, 2), x[:, 1], x.reshape(6, 4), x.permute(1, 0, 2), x[1:, :, 1:3]):

@@ -11,7 +11,7 @@ import peftcpp
 V, C, H, L, T, B = 97, 48, 4, 2, 13, 3
 
 
-def make_gpt(lib, checkpointing=False):
+def make_gpt(lib, checkpointing=False, dropout=0.0):
     nn, F = lib.nn, lib.nn.functional
 
     class Block(nn.Module):
@@ -23,7 +23,7 @@ def make_gpt(lib, checkpointing=False):
             self.ln_2 = nn.LayerNorm(C)
             self.c_fc = nn.Linear(C, 4 * C)
             self.mlp_proj = nn.Linear(4 * C, C)
-            self.drop = nn.Dropout(0.0)
+            self.drop = nn.Dropout(dropout)
 
         def forward(self, x):
             b, t, _ = x.shape
@@ -123,3 +123,15 @@ def test_gradient_checkpointing_gives_the_same_training():
     a = train(peftcpp, pm, data, steps=4)
     b = train(peftcpp, pc, data, steps=4)
     np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_training_with_dropout_is_reproducible_and_checkpoint_replays_masks():
+    """Same seed, same losses to the bit; checkpointing recomputes each block
+    with the dropout masks of its forward, so it trains identically too."""
+    def run(checkpointing):
+        peftcpp.manual_seed(3)
+        model = make_gpt(peftcpp, checkpointing, dropout=0.2)
+        return train(peftcpp, model, batches(2), steps=4)
+    a, b, c = run(False), run(False), run(True)
+    assert a == b
+    np.testing.assert_allclose(a, c, rtol=1e-6)

@@ -339,6 +339,9 @@ def _getitem(self, idx):
         elif isinstance(i, numbers.Integral):
             out = _core.select(out, dim, int(i))
         elif isinstance(i, (Tensor, list, np.ndarray)):
+            if not isinstance(i, Tensor) and np.asarray(i).dtype.kind not in "iu":
+                raise IndexError(f"[getitem] index arrays must hold integers, got dtype {np.asarray(i).dtype} "
+                                 "(boolean masks are not supported)")
             index = i if isinstance(i, Tensor) else tensor(np.asarray(i, dtype=np.int64))
             out = _core.index_select(out, dim, index)
             dim += 1
