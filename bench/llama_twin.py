@@ -125,8 +125,9 @@ def step_flops(cfg, batch, seq, rank=8):
                   (M, rank, N, False, False), (N, rank, M, True, False),  # dH, dB
                   (rank, K, M, True, False), (M, K, rank, False, False)]  # dA, dx lora
     gemms = gemms * cfg.layers
-    # attention: scores and P·V forward, four products backward, per (b, head)
-    att = 2 * 2 * batch * cfg.heads * seq * seq * D * 3
+    # attention: scores and P·V forward, four products backward, per (b, head);
+    # causal, so only the lower triangle (half the square) is useful work
+    att = 2 * 2 * batch * cfg.heads * seq * seq * D * 3 // 2
     # output projection: logits forward, dhidden backward
     gemms += [(M, cfg.vocab, cfg.hidden, False, True), (M, cfg.hidden, cfg.vocab, False, False)]
     total = sum(2 * m * n * k for m, n, k, _, _ in gemms) + att

@@ -61,12 +61,34 @@ struct Attn {
     lo = window > 0 ? std::clamp<int64_t>(pos - window + 1, 0, S) : 0;
   }
 
+  // Causal and windowed rows see a band of keys, so products are done in
+  // blocks of query rows over just the keys that block can see: about half
+  // the work for a causal square. Calls f(i0, i1, c0, c1) for rows [i0, i1)
+  // and keys [c0, c1) (c1 <= c0: the block sees nothing).
+  template <class F>
+  void for_each_block(F f) const {
+    const int64_t rb = (causal || window > 0) ? 32 : std::max<int64_t>(T, 1);
+    for (int64_t i0 = 0; i0 < T; i0 += rb) {
+      const int64_t i1 = std::min(T, i0 + rb);
+      int64_t c0, c1, lo, hi;
+      range(i0, c0, hi);
+      range(i1 - 1, lo, c1);
+      f(i0, i1, c0, c1);
+    }
+  }
+
   // Z = softcap(scale·Q·Kᵀ) + mask for one (b, h), valid only inside each
   // row's range. th (if non-null) receives tanh(z/softcap) for backward.
   // Z, th: [T, S]
   void logits(int64_t b, int64_t h, float* Z, float* th, bool par) const {
     const int64_t kh = h / group;
-    sgemm(false, true, T, S, D, scale, q.at(b, h), q.ld, k.at(b, kh), k.ld, 0.f, Z, S);
+    const float* Q = q.at(b, h);
+    const float* K = k.at(b, kh);
+    for_each_block([&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+      if (c1 > c0)
+        sgemm(false, true, i1 - i0, c1 - c0, D, scale, Q + i0 * q.ld, q.ld, K + c0 * k.ld, k.ld, 0.f, Z + i0 * S + c0,
+              S);
+    });
     if (softcap <= 0.f && !mp) return;
     const float inv_cap = softcap > 0.f ? 1.f / softcap : 0.f;
 #pragma omp parallel for if (par && T * S > 16384) schedule(static)
@@ -160,34 +182,62 @@ struct AttentionBackward : Node {
         for (int64_t j = lo; j < hi; ++j) p[j] = exp_approx(p[j] - L[i]);
         for (int64_t j = std::max(lo, hi); j < S; ++j) p[j] = 0.f;
       }
-      // dV_h = Pᵀ·dO  [S, Dv]
-      if (want_v) sgemm(true, false, S, Dv, T, 1.f, P, S, dO, Dv, 0.f, dv_h.data<float>() + bh * S * Dv, Dv);
+      // dV_h = Pᵀ·dO  [S, Dv], accumulated over row blocks
+      const float* V = a.v.at(b, kh);
+      if (want_v) {
+        float* dV = dv_h.data<float>() + bh * S * Dv;
+        std::fill(dV, dV + S * Dv, 0.f);
+        a.for_each_block([&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+          if (c1 > c0)
+            sgemm(true, false, c1 - c0, Dv, i1 - i0, 1.f, P + i0 * S + c0, S, dO + i0 * Dv, Dv, 1.f, dV + c0 * Dv, Dv);
+        });
+      }
       if (!want_q && !want_k && !want_m) return;
-      // dP = dO·Vᵀ  [T, S]
-      sgemm(false, true, T, S, Dv, 1.f, dO, Dv, a.v.at(b, kh), a.v.ld, 0.f, dP, S);
-      // Softmax backward in place: dS = P ⊙ (dP − Σⱼ P⊙dP); then through the
-      // softcap: dZ = dS ⊙ (1 − tanh²). Masked entries have P = 0 -> dS = 0.
+      // dP = dO·Vᵀ  [T, S], only where rows see keys
+      a.for_each_block([&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+        if (c1 > c0)
+          sgemm(false, true, i1 - i0, c1 - c0, Dv, 1.f, dO + i0 * Dv, Dv, V + c0 * a.v.ld, a.v.ld, 0.f,
+                dP + i0 * S + c0, S);
+      });
+      // Softmax backward in place over each row's visible keys (0 elsewhere):
+      // dS = P ⊙ (dP − Σⱼ P⊙dP); then through the softcap: dZ = dS ⊙ (1 − tanh²).
       float* dm = want_m ? dm_full.data<float>() + bh * TS : nullptr;
 #pragma omp parallel for if (rows_par && TS > 16384) schedule(static)
       for (int64_t i = 0; i < T; ++i) {
+        int64_t lo, hi;
+        a.range(i, lo, hi);
+        if (L[i] == kNegInf) lo = hi = 0;
         const float* p = P + i * S;
         float* ds = dP + i * S;
         float dot = 0.f;
-        for (int64_t j = 0; j < S; ++j) dot += p[j] * ds[j];
-        for (int64_t j = 0; j < S; ++j) ds[j] = p[j] * (ds[j] - dot);
+        for (int64_t j = lo; j < hi; ++j) dot += p[j] * ds[j];
+        for (int64_t j = lo; j < hi; ++j) ds[j] = p[j] * (ds[j] - dot);
+        std::fill(ds, ds + std::max<int64_t>(lo, 0), 0.f);
+        std::fill(ds + std::max(lo, hi), ds + S, 0.f);
         if (dm) std::copy(ds, ds + S, dm + i * S);
         if (th) {
-          int64_t lo, hi;
-          a.range(i, lo, hi);
           const float* t = th + i * S;
           for (int64_t j = lo; j < hi; ++j) ds[j] *= 1.f - t[j] * t[j];
         }
       }
       // dQ = scale·dZ·K  [T, D];  dK_h = scale·dZᵀ·Q  [S, D]
-      if (want_q)
-        sgemm(false, false, T, D, S, a.scale, dP, S, a.k.at(b, kh), a.k.ld, 0.f, dq.data<float>() + bh * T * D, D);
-      if (want_k)
-        sgemm(true, false, S, D, T, a.scale, dP, S, a.q.at(b, h), a.q.ld, 0.f, dk_h.data<float>() + bh * S * D, D);
+      const float* K = a.k.at(b, kh);
+      const float* Q = a.q.at(b, h);
+      float* dQ = want_q ? dq.data<float>() + bh * T * D : nullptr;
+      float* dK = want_k ? dk_h.data<float>() + bh * S * D : nullptr;
+      if (dK) std::fill(dK, dK + S * D, 0.f);
+      a.for_each_block([&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+        if (c1 <= c0) {
+          if (dQ) std::fill(dQ + i0 * D, dQ + i1 * D, 0.f);
+          return;
+        }
+        if (dQ)
+          sgemm(false, false, i1 - i0, D, c1 - c0, a.scale, dP + i0 * S + c0, S, K + c0 * a.k.ld, a.k.ld, 0.f,
+                dQ + i0 * D, D);
+        if (dK)
+          sgemm(true, false, c1 - c0, D, i1 - i0, a.scale, dP + i0 * S + c0, S, Q + i0 * a.q.ld, a.q.ld, 1.f,
+                dK + c0 * D, D);
+      });
     });
 
     Tensor dk = G == 1 ? dk_h : group_sum(dk_h, B, Hkv, G, S * D);
@@ -311,8 +361,16 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       std::fill(p + hi, p + S, 0.f);
       L[i] = m + std::log(sum);
     }
-    // O = P·V  [T, Dv]
-    sgemm(false, false, T, Dv, S, 1.f, P, S, a.v.at(b, h / a.group), a.v.ld, 0.f, po + bh * T * Dv, Dv);
+    // O = P·V  [T, Dv], each row block over the keys it sees
+    const float* V = a.v.at(b, h / a.group);
+    float* O = po + bh * T * Dv;
+    a.for_each_block([&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+      if (c1 > c0)
+        sgemm(false, false, i1 - i0, Dv, c1 - c0, 1.f, P + i0 * S + c0, S, V + c0 * a.v.ld, a.v.ld, 0.f, O + i0 * Dv,
+              Dv);
+      else
+        std::fill(O + i0 * Dv, O + i1 * Dv, 0.f);
+    });
   });
 
   if (needs_history({&q_in, &k_in, &v_in, &mask_in})) {
