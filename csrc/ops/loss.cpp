@@ -267,6 +267,32 @@ struct ValidRows {
   int64_t size() const { return static_cast<int64_t>(idx.size()); }
 };
 
+// Walks the logits Z = H·Wᵀ of the valid rows one [rb, vc] block at a time
+// (vocabulary chunks outside, row blocks inside, so each weight chunk is
+// widened once), calling f(b0, rb, v0, vc, Z, Wc, ldw) with the block's
+// logits in Z [rb, vc] and its weight rows Wc. Forward and backward both
+// go through here: the full [N, V] logits never exist.
+template <class F>
+void for_each_logits_block(const ValidRows& rows, const Tensor& W, int64_t C, int64_t chunk, F f) {
+  const int64_t Nv = rows.size(), V = W.shape()[0];
+  if (Nv == 0) return;
+  const int64_t RB = std::min(Nv, kRowBlock), VC = std::min(chunk, V);
+  Tensor buf = Tensor::empty({RB, VC});
+  float* Z = buf.data<float>();
+  WeightRows wr(W);
+  for (int64_t v0 = 0; v0 < V; v0 += VC) {
+    const int64_t vc = std::min(VC, V - v0);
+    int64_t ldw = 0;
+    const float* Wc = wr.chunk(v0, vc, &ldw);
+    for (int64_t b0 = 0; b0 < Nv; b0 += RB) {
+      const int64_t rb = std::min(RB, Nv - b0);
+      // Z = H_b·W_cᵀ  [rb, vc]
+      sgemm(false, true, rb, vc, C, 1.f, rows.H + b0 * C, C, Wc, ldw, 0.f, Z, vc);
+      f(b0, rb, v0, vc, Z, Wc, ldw);
+    }
+  }
+}
+
 struct LinearCrossEntropyBackward : Node {
   Tensor hidden, W, lse;  // [N, C] f32 contiguous, [V, C], [N] (0 at ignored rows)
   std::vector<int64_t> tg;
@@ -297,48 +323,37 @@ struct LinearCrossEntropyBackward : Node {
 
     Tensor dH_packed = need_h ? Tensor::zeros({Nv, C}) : Tensor();
     Tensor dW = need_w ? Tensor::zeros({V, C}) : Tensor();
-    if (Nv > 0) {
-      const int64_t RB = std::min(Nv, kRowBlock), VC = std::min(chunk, V);
-      Tensor buf = Tensor::empty({RB, VC});
-      float* Z = buf.data<float>();
-      WeightRows wr(W);
-      for (int64_t v0 = 0; v0 < V; v0 += VC) {
-        const int64_t vc = std::min(VC, V - v0);
-        int64_t ldw = 0;
-        const float* Wc = wr.chunk(v0, vc, &ldw);
-        for (int64_t b0 = 0; b0 < Nv; b0 += RB) {
-          const int64_t rb = std::min(RB, Nv - b0);
-          const float* Hb = rows.H + b0 * C;
-          sgemm(false, true, rb, vc, C, 1.f, Hb, C, Wc, ldw, 0.f, Z, vc);
-          const float cap = softcap;
+    for_each_logits_block(rows, W, C, chunk, [&](int64_t b0, int64_t rb, int64_t v0, int64_t vc, float* Z,
+                                                 const float* Wc, int64_t ldw) {
+      const float* Hb = rows.H + b0 * C;
+      const float cap = softcap;
 #pragma omp parallel for if (rb * vc > 16384) schedule(static)
-          for (int64_t r = 0; r < rb; ++r) {
-            float* z = Z + r * vc;
-            const float wi = w[b0 + r], li = l[b0 + r];
-            // The one-hot term goes through the cap's derivative too: read
-            // the target's raw logit before z is overwritten.
-            const int64_t t = rows.tgt[b0 + r] - v0;
-            const bool has_t = t >= 0 && t < vc;
-            float dcap_t = 1.f;
-            if (cap > 0.f && has_t) {
-              const float th = std::tanh(z[t] / cap);
-              dcap_t = 1.f - th * th;
-            }
-            if (cap > 0.f) {
-              for (int64_t j = 0; j < vc; ++j) {
-                const float th = std::tanh(z[j] / cap);
-                z[j] = wi * exp_approx(cap * th - li) * (1.f - th * th);
-              }
-            } else {
-              for (int64_t j = 0; j < vc; ++j) z[j] = wi * exp_approx(z[j] - li);
-            }
-            if (has_t) z[t] -= wi * dcap_t;
-          }
-          if (need_h) sgemm(false, false, rb, C, vc, 1.f, Z, vc, Wc, ldw, 1.f, dH_packed.data<float>() + b0 * C, C);
-          if (need_w) sgemm(true, false, vc, C, rb, 1.f, Z, vc, Hb, C, 1.f, dW.data<float>() + v0 * C, C);
+      for (int64_t r = 0; r < rb; ++r) {
+        float* z = Z + r * vc;
+        const float wi = w[b0 + r], li = l[b0 + r];
+        // The one-hot term goes through the cap's derivative too: read
+        // the target's raw logit before z is overwritten.
+        const int64_t t = rows.tgt[b0 + r] - v0;
+        const bool has_t = t >= 0 && t < vc;
+        float dcap_t = 1.f;
+        if (cap > 0.f && has_t) {
+          const float th = std::tanh(z[t] / cap);
+          dcap_t = 1.f - th * th;
         }
+        if (cap > 0.f) {
+          for (int64_t j = 0; j < vc; ++j) {
+            const float th = std::tanh(z[j] / cap);
+            z[j] = wi * exp_approx(cap * th - li) * (1.f - th * th);
+          }
+        } else {
+          for (int64_t j = 0; j < vc; ++j) z[j] = wi * exp_approx(z[j] - li);
+        }
+        if (has_t) z[t] -= wi * dcap_t;
       }
-    }
+      // dH_b += dZ·W_c;  dW_c += dZᵀ·H_b
+      if (need_h) sgemm(false, false, rb, C, vc, 1.f, Z, vc, Wc, ldw, 1.f, dH_packed.data<float>() + b0 * C, C);
+      if (need_w) sgemm(true, false, vc, C, rb, 1.f, Z, vc, Hb, C, 1.f, dW.data<float>() + v0 * C, C);
+    });
 
     Tensor dH;
     if (need_h) {
@@ -399,36 +414,23 @@ Tensor linear_cross_entropy(const Tensor& hidden, const Tensor& weight, const Te
   //   m = running max, s = Σ exp(z - m), zt = the target's (capped) logit.
   std::vector<float> m(Nv, kNegInf), zt(Nv, 0.f);
   std::vector<double> s(Nv, 0.0);
-  if (Nv > 0) {
-    const int64_t RB = std::min(Nv, kRowBlock), VC = std::min(chunk_size, V);
-    Tensor buf = Tensor::empty({RB, VC});  // one logits block [RB, VC], never [N, V]
-    float* Z = buf.data<float>();
-    WeightRows wr(weight);
-    for (int64_t v0 = 0; v0 < V; v0 += VC) {
-      const int64_t vc = std::min(VC, V - v0);
-      int64_t ldw = 0;
-      const float* Wc = wr.chunk(v0, vc, &ldw);
-      for (int64_t b0 = 0; b0 < Nv; b0 += RB) {
-        const int64_t rb = std::min(RB, Nv - b0);
-        // Z = H_b·W_cᵀ  [rb, vc]
-        sgemm(false, true, rb, vc, C, 1.f, rows.H + b0 * C, C, Wc, ldw, 0.f, Z, vc);
+  for_each_logits_block(rows, weight, C, chunk_size, [&](int64_t b0, int64_t rb, int64_t v0, int64_t vc, float* Z,
+                                                       const float*, int64_t) {
 #pragma omp parallel for if (rb * vc > 16384) schedule(static)
-        for (int64_t r = 0; r < rb; ++r) {
-          float* z = Z + r * vc;
-          const int64_t i = b0 + r;
-          if (softcap > 0.f)
-            for (int64_t j = 0; j < vc; ++j) z[j] = softcap * std::tanh(z[j] / softcap);
-          const int64_t t = rows.tgt[i] - v0;
-          if (t >= 0 && t < vc) zt[i] = z[t];
-          const float nm = std::max(m[i], row_max(z, vc));
-          for (int64_t j = 0; j < vc; ++j) z[j] = exp_approx(z[j] - nm);
-          const float cs = row_sum(z, vc);
-          s[i] = (m[i] == kNegInf ? 0.0 : s[i] * std::exp(double(m[i]) - nm)) + cs;
-          m[i] = nm;
-        }
-      }
+    for (int64_t r = 0; r < rb; ++r) {
+      float* z = Z + r * vc;
+      const int64_t i = b0 + r;
+      if (softcap > 0.f)
+        for (int64_t j = 0; j < vc; ++j) z[j] = softcap * std::tanh(z[j] / softcap);
+      const int64_t t = rows.tgt[i] - v0;
+      if (t >= 0 && t < vc) zt[i] = z[t];
+      const float nm = std::max(m[i], row_max(z, vc));
+      for (int64_t j = 0; j < vc; ++j) z[j] = exp_approx(z[j] - nm);
+      const float cs = row_sum(z, vc);
+      s[i] = (m[i] == kNegInf ? 0.0 : s[i] * std::exp(double(m[i]) - nm)) + cs;
+      m[i] = nm;
     }
-  }
+  });
 
   Tensor lse = Tensor::zeros({N});
   float* L = lse.data<float>();

@@ -126,6 +126,27 @@ struct IndexSelectBackward : Node {
   void release() override { index = Tensor(); }
 };
 
+// Calls f(i, off) for each element i of index (contiguous i64) with off the
+// offset in a contiguous tensor of shape in_shape that gather reads: index
+// replaces the coordinate along dim.
+template <class F>
+void for_each_gather(const Tensor& index, const Shape& in_shape, int64_t dim, F f) {
+  const Shape& is = index.shape();
+  const Shape xs = contiguous_strides(in_shape);
+  const int64_t* ix = index.data<int64_t>();
+  const int64_t nd = static_cast<int64_t>(is.size()), n = index.numel();
+  std::vector<int64_t> pos(nd, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < nd; ++d) off += (d == dim ? ix[i] : pos[d]) * xs[d];
+    f(i, off);
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      if (++pos[d] < is[d]) break;
+      pos[d] = 0;
+    }
+  }
+}
+
 struct GatherBackward : Node {
   Shape in_shape;
   int64_t dim;
@@ -134,22 +155,9 @@ struct GatherBackward : Node {
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
     Tensor gc = as_f32_contiguous(g[0]);
     Tensor out = Tensor::zeros(in_shape);
-    const Shape& is = index.shape();
-    const Shape xs = contiguous_strides(in_shape);
-    const int64_t* ix = index.data<int64_t>();
     const float* s = gc.data<float>();
     float* o = out.data<float>();
-    const int64_t nd = static_cast<int64_t>(is.size()), n = index.numel();
-    std::vector<int64_t> pos(nd, 0);
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t off = 0;
-      for (int64_t d = 0; d < nd; ++d) off += (d == dim ? ix[i] : pos[d]) * xs[d];
-      o[off] += s[i];
-      for (int64_t d = nd - 1; d >= 0; --d) {
-        if (++pos[d] < is[d]) break;
-        pos[d] = 0;
-      }
-    }
+    for_each_gather(index, in_shape, dim, [&](int64_t i, int64_t off) { o[off] += s[i]; });
     return {out};
   }
   void release() override { index = Tensor(); }
@@ -412,26 +420,15 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index) {
   PC_CHECK_TYPE(is_floating(x_in.dtype()), "[gather] input must be a float tensor, got ", dtype_name(x_in.dtype()));
   Tensor x = as_f32_contiguous(x_in);
   Tensor idx = index.to(DType::I64).contiguous();
-  const Shape& is = idx.shape();
-  const Shape xs = contiguous_strides(x.shape());
-  const int64_t nd = x.dim(), n = idx.numel(), size = x.shape()[dim];
+  const int64_t n = idx.numel(), size = x.shape()[dim];
   const int64_t* ix = idx.data<int64_t>();
   for (int64_t i = 0; i < n; ++i)
     PC_CHECK_INDEX(ix[i] >= 0 && ix[i] < size, "[gather] index ", ix[i], " out of range for dimension ", dim,
                    " of size ", size, " (input ", shape_str(x.shape()), ")");
-  Tensor out = Tensor::empty(is);
+  Tensor out = Tensor::empty(idx.shape());
   const float* px = x.data<float>();
   float* o = out.data<float>();
-  std::vector<int64_t> pos(nd, 0);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t off = 0;
-    for (int64_t d = 0; d < nd; ++d) off += (d == dim ? ix[i] : pos[d]) * xs[d];
-    o[i] = px[off];
-    for (int64_t d = nd - 1; d >= 0; --d) {
-      if (++pos[d] < is[d]) break;
-      pos[d] = 0;
-    }
-  }
+  for_each_gather(idx, x.shape(), dim, [&](int64_t i, int64_t off) { o[i] = px[off]; });
   if (needs_history({&x_in})) {
     auto nd_ = std::make_shared<GatherBackward>();
     nd_->in_shape = x.shape();
