@@ -1,0 +1,56 @@
+"""AutoConfig / AutoModelForCausalLM: pick the architecture from
+config.json's model_type."""
+import json
+
+from ..hub import resolve_file
+from .configuration import CONFIG_NAME
+
+_REGISTRY = {}
+
+
+def register(model_type, config_class, model_class):
+    _REGISTRY[model_type] = (config_class, model_class)
+
+
+def _entry(model_type, where):
+    if model_type not in _REGISTRY:
+        raise ValueError(f"{where}: model_type '{model_type}' is not supported; supported: "
+                         f"{', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[model_type]
+
+
+def _read_config(name_or_path, **hub):
+    path = resolve_file(name_or_path, CONFIG_NAME, **hub)
+    with open(path, encoding="utf-8") as f:
+        try:
+            d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    if "model_type" not in d:
+        raise ValueError(f"{path}: no model_type")
+    return path, d
+
+
+class AutoConfig:
+    @staticmethod
+    def from_pretrained(name_or_path, **kwargs):
+        hub = {k: kwargs.pop(k) for k in ("token", "revision", "cache_dir") if k in kwargs}
+        path, d = _read_config(name_or_path, **hub)
+        config_class, _ = _entry(d["model_type"], path)
+        d.update(kwargs)
+        return config_class.from_dict(d)
+
+
+class AutoModelForCausalLM:
+    @staticmethod
+    def from_pretrained(name_or_path, *args, **kwargs):
+        hub = {k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs}
+        path, d = _read_config(name_or_path, **hub)
+        config_class, model_class = _entry(d["model_type"], path)
+        config = config_class.from_dict(d)
+        return model_class.from_pretrained(name_or_path, *args, config=config, **kwargs)
+
+    @staticmethod
+    def from_config(config):
+        _, model_class = _entry(config.model_type, "config")
+        return model_class(config)

@@ -1,0 +1,83 @@
+"""Model configuration read from a Hugging Face config.json, with
+transformers' attribute names and per-architecture defaults."""
+import copy
+import json
+import os
+
+from ..hub import resolve_file
+
+CONFIG_NAME = "config.json"
+
+
+class PretrainedConfig:
+    """Attribute bag over config.json. Subclasses set `model_type` and
+    `defaults`; unknown keys are kept so a saved config round-trips."""
+
+    model_type = ""
+    defaults = {}
+
+    def __init__(self, **kwargs):
+        values = dict(copy.deepcopy(self.defaults))
+        values.update(kwargs)
+        for k, v in values.items():
+            setattr(self, k, v)
+        if not getattr(self, "head_dim", None) and getattr(self, "num_attention_heads", None):
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if getattr(self, "num_key_value_heads", None) is None and hasattr(self, "num_attention_heads"):
+            self.num_key_value_heads = self.num_attention_heads
+        self.model_type = self.model_type or values.get("model_type", "")
+        self._standardize_rope()
+
+    def _standardize_rope(self):
+        """transformers ≥5 writes `rope_parameters`; older files have
+        `rope_theta` and `rope_scaling`. Both become `rope_parameters`."""
+        rp = getattr(self, "rope_parameters", None)
+        if rp is None:
+            rp = dict(getattr(self, "rope_scaling", None) or {})
+            if "type" in rp and "rope_type" not in rp:
+                rp["rope_type"] = rp.pop("type")
+            rp.setdefault("rope_type", "default")
+            rp.setdefault("rope_theta", getattr(self, "rope_theta", 10000.0))
+            self.rope_parameters = rp
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
+
+    def to_dict(self):
+        out = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        out["model_type"] = self.model_type
+        return out
+
+    def to_json_string(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, save_directory):
+        os.makedirs(save_directory, exist_ok=True)
+        path = os.path.join(save_directory, CONFIG_NAME)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json_string())
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        path = resolve_file(name_or_path, CONFIG_NAME, **kwargs)
+        return cls.from_json_file(path)
+
+    @classmethod
+    def from_json_file(cls, path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        return cls.from_dict(d)
+
+    def __repr__(self):
+        return f"{type(self).__name__} {self.to_json_string()}"
