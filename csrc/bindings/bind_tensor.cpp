@@ -160,6 +160,14 @@ void init_tensor(py::module_& m) {
         py::arg("dtype") = DType::F32);
   m.def("zeros", [](std::vector<int64_t> s, DType d) { return Tensor::zeros(s, d); }, py::arg("shape"),
         py::arg("dtype") = DType::F32);
+  // A shape with no memory behind it (one zero element, all strides 0): the
+  // placeholder a model is built with before its checkpoint is mapped in.
+  m.def("meta", [](std::vector<int64_t> s, DType d) {
+          auto st = Storage::allocate(dtype_size(d), /*zero=*/true);
+          st->writable = false;
+          return Tensor::from_storage(st, s, d, 0, Shape(s.size(), 0));
+        },
+        py::arg("shape"), py::arg("dtype") = DType::F32);
   m.def("full", [](std::vector<int64_t> s, float v, DType d) { return Tensor::full(s, v, d); }, py::arg("shape"),
         py::arg("value"), py::arg("dtype") = DType::F32);
 

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _core
 from .. import io as pc_io
 from ..hub import resolve_file
-from ..nn import Module, Parameter
+from ..nn import Module, Parameter, init_empty_weights
 from ..nn import functional as F
 from .._tensor import bfloat16, float16, float32
 
@@ -84,7 +84,8 @@ class PreTrainedModel(Module):
         for k, v in kwargs.items():
             setattr(config, k, v)
         want = _as_dtype(dtype if dtype is not None else torch_dtype)
-        model = cls(config)
+        with init_empty_weights():  # no random init, no float32 copy: the file's memory is used
+            model = cls(config)
         tensors, origin = load_checkpoint(name_or_path, **hub)
         model._load_tensors(tensors, origin, want)
         model.name_or_path = os.fspath(name_or_path)

@@ -15,9 +15,10 @@ from .modules import (
     Sequential,
     SiLU,
     Tanh,
+    init_empty_weights,
 )
 from .parameter import Parameter
 from . import utils  # noqa: F401
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "SiLU", "ReLU",
-           "Tanh", "Identity", "ModuleList", "ModuleDict", "Sequential", "functional", "init", "utils"]
+           "Tanh", "Identity", "init_empty_weights", "ModuleList", "ModuleDict", "Sequential", "functional", "init", "utils"]

@@ -1,4 +1,5 @@
 """Layers with torch.nn's names, parameter names and default initialisation."""
+import contextlib
 import math
 from collections import OrderedDict
 
@@ -8,6 +9,26 @@ from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
+
+
+class _InitMode:
+    empty = False
+
+
+@contextlib.contextmanager
+def init_empty_weights():
+    """Layers built inside get shape-only placeholder weights (no memory, no
+    random init), for models whose weights come from a checkpoint next."""
+    prev = _InitMode.empty
+    _InitMode.empty = True
+    try:
+        yield
+    finally:
+        _InitMode.empty = prev
+
+
+def _new_weight(*shape):
+    return _core.meta(list(shape), float32) if _InitMode.empty else empty(*shape)
 
 
 class Identity(Module):
@@ -22,11 +43,12 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(empty(out_features, in_features))
-        self.bias = Parameter(empty(out_features)) if bias else None
+        self.weight = Parameter(_new_weight(out_features, in_features))
+        self.bias = Parameter(_new_weight(out_features)) if bias else None
         if not bias:
             self.register_parameter("bias", None)
-        self.reset_parameters()
+        if not _InitMode.empty:
+            self.reset_parameters()
         if dtype is not None and dtype != float32:
             self.to(dtype)
 
@@ -48,8 +70,9 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.weight = Parameter(empty(num_embeddings, embedding_dim))
-        self.reset_parameters()
+        self.weight = Parameter(_new_weight(num_embeddings, embedding_dim))
+        if not _InitMode.empty:
+            self.reset_parameters()
         if dtype is not None and dtype != float32:
             self.to(dtype)
 
