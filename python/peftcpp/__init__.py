@@ -46,5 +46,6 @@ from ._tensor import (  # noqa: E402
 )
 from . import io, nn, optim, utils  # noqa: E402
 from .models import AutoConfig, AutoModelForCausalLM  # noqa: E402
+from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
 
 __version__ = "0.1.0"
