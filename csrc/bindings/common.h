@@ -19,4 +19,5 @@ void init_attention(py::module_& m); // softmax, rope, attention
 void init_loss(py::module_& m);      // cross-entropy (fused with the output projection)
 void init_optim(py::module_& m);     // AdamW, SGD, clipping
 void init_io(py::module_& m);        // safetensors
+void init_gguf(py::module_& m);      // GGUF files
 }  // namespace peftcpp

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   peftcpp::init_loss(m);
   peftcpp::init_optim(m);
   peftcpp::init_io(m);
+  peftcpp::init_gguf(m);
 }
