@@ -5,9 +5,27 @@ from .cache import DynamicCache
 from .configuration import PretrainedConfig
 from .generation import GenerationConfig, GenerationMixin
 from .llama import LlamaConfig, LlamaForCausalLM
+from .mistral import MistralConfig, MistralForCausalLM
+from .phi3 import Phi3Config, Phi3ForCausalLM
+from .qwen2 import Qwen2Config, Qwen2ForCausalLM
+from .qwen3 import Qwen3Config, Qwen3ForCausalLM
+from .smollm3 import SmolLM3Config, SmolLM3ForCausalLM
+from .gemma3 import Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGenerationText, Gemma3TextConfig
+from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .modeling_utils import PreTrainedModel
 
 register("llama", LlamaConfig, LlamaForCausalLM)
+register("mistral", MistralConfig, MistralForCausalLM)
+register("qwen2", Qwen2Config, Qwen2ForCausalLM)
+register("qwen3", Qwen3Config, Qwen3ForCausalLM)
+register("smollm3", SmolLM3Config, SmolLM3ForCausalLM)
+register("phi3", Phi3Config, Phi3ForCausalLM)
+register("gemma3_text", Gemma3TextConfig, Gemma3ForCausalLM)
+register("gemma3", Gemma3Config, Gemma3ForConditionalGenerationText)
+register("gpt2", GPT2Config, GPT2LMHeadModel)
 
 __all__ = ["AutoConfig", "AutoModelForCausalLM", "DynamicCache", "GenerationConfig", "GenerationMixin",
-           "LlamaConfig", "LlamaForCausalLM", "PretrainedConfig", "PreTrainedModel", "register"]
+           "Gemma3ForCausalLM", "Gemma3TextConfig", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig", "LlamaForCausalLM",
+           "MistralConfig", "MistralForCausalLM", "Phi3Config", "Phi3ForCausalLM", "Qwen2Config", "Qwen2ForCausalLM",
+           "Qwen3Config", "Qwen3ForCausalLM", "SmolLM3Config", "SmolLM3ForCausalLM",
+           "PretrainedConfig", "PreTrainedModel", "register"]

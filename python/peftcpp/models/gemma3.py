@@ -1,0 +1,224 @@
+"""Gemma 3 text models (Gemma3ForCausalLM, model_type "gemma3_text"), and
+the text part of multimodal "gemma3" checkpoints: module and parameter
+names as in transformers, so checkpoint keys and PEFT adapter keys map one
+to one.
+
+Differences from Llama: embeddings scaled by sqrt(hidden_size) (rounded to
+the embedding's dtype, as transformers does), RMSNorm scaling by (1 + w),
+q/k norms, a norm before and after both the attention and the MLP, attention
+scale query_pre_attn_scalar**-0.5, sliding-window and full-attention layers
+with their own RoPE parameters, and optional tanh soft-capping of the final
+logits (attn_logit_softcapping is read but, as in transformers' Gemma 3,
+not applied)."""
+import copy
+
+import numpy as np
+
+from .. import _core
+from .. import nn
+from ..nn import functional as F
+from .._tensor import bfloat16, float16
+from .configuration import PretrainedConfig
+from .llama import LlamaAttention, LlamaForCausalLM, LlamaMLP, LlamaModel, gated_act
+from .rope import RotaryEmbedding
+
+LAYER_TYPES = ("sliding_attention", "full_attention")
+_DEFAULT_THETA = {"full_attention": 1_000_000.0, "sliding_attention": 10_000.0}
+
+
+class Gemma3TextConfig(PretrainedConfig):
+    model_type = "gemma3_text"
+    defaults = dict(
+        vocab_size=262_208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8,
+        num_key_value_heads=4, head_dim=256, hidden_activation="gelu_pytorch_tanh", max_position_embeddings=131_072,
+        rms_norm_eps=1e-6, pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True,
+        attention_bias=False, query_pre_attn_scalar=256, sliding_window=4096, layer_types=None,
+        final_logit_softcapping=None, attn_logit_softcapping=None, use_bidirectional_attention=False,
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if getattr(self, "use_bidirectional_attention", False):
+            raise ValueError("gemma3_text: use_bidirectional_attention=True (embedding models) is not supported")
+        if self.layer_types is None:
+            pattern = int(getattr(self, "sliding_window_pattern", None) or 6)
+            self.layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention"
+                                for i in range(self.num_hidden_layers)]
+        bad = sorted(set(self.layer_types) - set(LAYER_TYPES))
+        if bad:
+            raise ValueError(f"gemma3_text: unknown layer_types {bad} (supported: {', '.join(LAYER_TYPES)})")
+        if len(self.layer_types) < self.num_hidden_layers:
+            raise ValueError(f"gemma3_text: layer_types has {len(self.layer_types)} entries for "
+                             f"{self.num_hidden_layers} layers")
+
+    def _standardize_rope(self):
+        """rope_parameters keyed by layer type (transformers ≥5); older files
+        have rope_theta (full attention), rope_local_base_freq (sliding) and
+        rope_scaling (full attention only)."""
+        rp = getattr(self, "rope_parameters", None)
+        rp = copy.deepcopy(rp) if isinstance(rp, dict) else None
+        if rp is not None and not any(k in rp for k in LAYER_TYPES):
+            rp = {"full_attention": rp}  # a flat dict: the global layers' parameters
+        rp = rp or {}
+        full = dict(rp.get("full_attention") or {})
+        scaling = getattr(self, "rope_scaling", None)
+        if scaling:
+            full.update({k: v for k, v in scaling.items() if k not in full})
+        if "type" in full and "rope_type" not in full:
+            full["rope_type"] = full.pop("type")
+        full.setdefault("rope_type", "default")
+        full.setdefault("rope_theta", getattr(self, "rope_theta", None) or _DEFAULT_THETA["full_attention"])
+        local = dict(rp.get("sliding_attention") or {})
+        if "type" in local and "rope_type" not in local:
+            local["rope_type"] = local.pop("type")
+        local.setdefault("rope_type", "default")
+        local.setdefault("rope_theta", getattr(self, "rope_local_base_freq", None)
+                         or _DEFAULT_THETA["sliding_attention"])
+        self.rope_parameters = {"sliding_attention": local, "full_attention": full}
+
+
+class Gemma3Config(Gemma3TextConfig):
+    """A multimodal "gemma3" config.json: only its text_config is used (the
+    vision tower is not built; its weights are skipped on load)."""
+    model_type = "gemma3_text"
+
+    @classmethod
+    def from_dict(cls, d):
+        text = dict(d.get("text_config") or {})
+        if not text:
+            raise ValueError("gemma3 config has no text_config")
+        text.pop("model_type", None)
+        for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id", "pad_token_id"):
+            if k not in text and d.get(k) is not None:
+                text[k] = d[k]
+        return Gemma3TextConfig(**text)
+
+
+def _round_to(value, dtype):
+    """value as the weight's dtype would hold it (transformers multiplies by
+    embed_scale.to(weight.dtype))."""
+    if dtype == float16:
+        return float(np.float16(value))
+    if dtype == bfloat16:
+        bits = np.array([value], dtype=np.float32).view(np.uint32).astype(np.uint64)
+        bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16  # round to nearest even
+        return float(bits.astype(np.uint32).view(np.float32)[0])
+    return float(np.float32(value))
+
+
+class Gemma3TextScaledWordEmbedding(nn.Embedding):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, embed_scale=1.0):
+        super().__init__(num_embeddings, embedding_dim, padding_idx)
+        self.scalar_embed_scale = embed_scale
+
+    def forward(self, ids):
+        return F.embedding(ids, self.weight) * _round_to(self.scalar_embed_scale, self.weight.dtype)
+
+
+class Gemma3RMSNorm(nn.Module):
+    """x·rsqrt(mean(x²) + eps)·(1 + w), in float32; weight initialised to 0."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(_core.zeros([dim], _core.DType.float32))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.rms_norm(x, None, self.weight, self.eps, offset=1.0)
+
+    def extra_repr(self):
+        return f"({self.weight.shape[0]},), eps={self.eps}"
+
+
+class Gemma3MLP(LlamaMLP):
+    def __init__(self, config):
+        nn.Module.__init__(self)
+        h, i = config.hidden_size, config.intermediate_size
+        self.gate_proj = nn.Linear(h, i, bias=False)
+        self.up_proj = nn.Linear(h, i, bias=False)
+        self.down_proj = nn.Linear(i, h, bias=False)
+        self.act = gated_act(getattr(config, "hidden_activation", None) or "gelu_pytorch_tanh")
+
+
+class Gemma3Attention(LlamaAttention):
+    qk_norm = True
+
+    def __init__(self, config, layer_idx):
+        super().__init__(config, layer_idx)
+        self.q_norm = Gemma3RMSNorm(self.head_dim, eps=config.rms_norm_eps)  # replaces Llama's, same place
+        self.k_norm = Gemma3RMSNorm(self.head_dim, eps=config.rms_norm_eps)
+        self.layer_type = config.layer_types[layer_idx]
+        self.scaling = float(config.query_pre_attn_scalar) ** -0.5
+        self.sliding_window = int(config.sliding_window or 0) if self.layer_type == "sliding_attention" else 0
+        # transformers' Gemma 3 keeps attn_logit_softcapping in the config but never applies it (released
+        # Gemma 3 checkpoints set it to null); Gemma 2 applies it. Same outputs as transformers: not applied.
+        self.softcap = 0.0
+
+
+class Gemma3DecoderLayer(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        h, eps = config.hidden_size, config.rms_norm_eps
+        self.self_attn = Gemma3Attention(config, layer_idx)
+        self.mlp = Gemma3MLP(config)
+        self.input_layernorm = Gemma3RMSNorm(h, eps=eps)
+        self.post_attention_layernorm = Gemma3RMSNorm(h, eps=eps)
+        self.pre_feedforward_layernorm = Gemma3RMSNorm(h, eps=eps)
+        self.post_feedforward_layernorm = Gemma3RMSNorm(h, eps=eps)
+
+    def forward(self, x, cos, sin, mask=None, cache=None):
+        x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
+        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+
+
+class Gemma3TextModel(LlamaModel):
+    layer_class = Gemma3DecoderLayer
+
+    def __init__(self, config):
+        nn.Module.__init__(self)
+        self.config = config
+        self.padding_idx = getattr(config, "pad_token_id", None)
+        self.embed_tokens = Gemma3TextScaledWordEmbedding(config.vocab_size, config.hidden_size, self.padding_idx,
+                                                          embed_scale=config.hidden_size ** 0.5)
+        self.layers = nn.ModuleList([self.layer_class(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = Gemma3RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        object.__setattr__(self, "rotary_emb", {t: RotaryEmbedding(config, config.rope_parameters[t])
+                                                for t in sorted(set(config.layer_types))})
+        self.gradient_checkpointing = False
+
+    def rope_key(self, layer):
+        return layer.self_attn.layer_type
+
+    def rope_tables(self, position_ids, layer):
+        return self.rotary_emb[layer.self_attn.layer_type](position_ids)
+
+
+class Gemma3ForCausalLM(LlamaForCausalLM):
+    config_class = Gemma3TextConfig
+    model_class = Gemma3TextModel
+
+
+class Gemma3ForConditionalGenerationText(Gemma3ForCausalLM):
+    """Loads the language model of a multimodal "gemma3" checkpoint as a
+    Gemma3ForCausalLM (keys model.language_model.* or the older
+    language_model.model.*); vision tower and projector weights are skipped."""
+    config_class = Gemma3Config
+    _skip_prefixes = ("model.vision_tower.", "model.multi_modal_projector.", "vision_tower.",
+                      "multi_modal_projector.")
+
+    @staticmethod
+    def _rename(k):
+        for old, new in (("model.language_model.", "model."), ("language_model.model.", "model."),
+                         ("language_model.lm_head.", "lm_head.")):
+            if k.startswith(old):
+                return new + k[len(old):]
+        return k
+
+    def _load_tensors(self, tensors, origin, dtype):
+        text, where = {}, {}
+        for k, v in tensors.items():
+            if k.startswith(self._skip_prefixes):
+                continue
+            n = self._rename(k)
+            text[n], where[n] = v, origin[k]
+        super()._load_tensors(text, where, dtype)

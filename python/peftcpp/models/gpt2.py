@@ -1,0 +1,206 @@
+"""GPT-2 (GPT2LMHeadModel): module and parameter names as in transformers
+(transformer.wte/wpe/h.N/ln_f, Conv1D projections stored [in, out]), so
+checkpoint keys and PEFT adapter keys map one to one. Learned absolute
+positions, pre-LayerNorm blocks, tanh-approximated GELU, tied lm_head."""
+import numpy as np
+
+from .. import _core
+from .. import nn
+from ..nn import functional as F
+from ..utils import checkpoint
+from .cache import DynamicCache
+from .configuration import PretrainedConfig
+from .generation import GenerationMixin
+from .llama import as_ids
+from .modeling_utils import PreTrainedModel, causal_lm_loss, padding_mask, position_ids_for
+from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+
+_ALIASES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
+            "max_position_embeddings": "n_positions"}
+
+
+class GPT2Config(PretrainedConfig):
+    """config.json spells n_embd, n_layer, n_head, n_positions; transformers'
+    common names (hidden_size, ...) read and write the same values."""
+    model_type = "gpt2"
+    defaults = dict(
+        vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12, n_inner=None,
+        activation_function="gelu_new", layer_norm_epsilon=1e-5, scale_attn_weights=True,
+        scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False, add_cross_attention=False,
+        bos_token_id=50256, eos_token_id=50256, pad_token_id=None, tie_word_embeddings=True,
+    )
+
+    def __init__(self, **kwargs):
+        for common, own in _ALIASES.items():
+            if common in kwargs:
+                kwargs.setdefault(own, kwargs.pop(common))
+        super().__init__(**kwargs)
+        if self.add_cross_attention:
+            raise ValueError("gpt2: add_cross_attention=True (encoder-decoder use) is not supported")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"gpt2: n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
+
+    def _standardize_rope(self):
+        pass  # learned positions: no RoPE
+
+    def to_dict(self):
+        out = super().to_dict()
+        for k in ("head_dim", "num_key_value_heads"):  # derived, not part of a GPT-2 config
+            out.pop(k, None)
+        return out
+
+
+def _alias(own):
+    return property(lambda self: getattr(self, own), lambda self, v: setattr(self, own, v))
+
+
+for _common, _own in _ALIASES.items():
+    setattr(GPT2Config, _common, _alias(_own))
+
+
+class Conv1D(nn.Module):
+    """transformers' Conv1D: a linear layer whose weight is stored [in, out];
+    forward is x @ weight + bias."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf, self.nx = nf, nx
+        w = _core.zeros([nx, nf], _core.DType.float32)
+        nn.init.normal_(w, std=0.02)
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(_core.zeros([nf], _core.DType.float32))
+
+    def forward(self, x):
+        shape = list(x.shape)
+        y = _core.matmul(x.reshape(-1, shape[-1]), self.weight) + self.bias
+        return y.reshape(*shape[:-1], self.nf)
+
+    def extra_repr(self):
+        return f"nf={self.nf}, nx={self.nx}"
+
+
+class GPT2Attention(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.embed_dim = config.n_embd
+        self.num_heads = config.n_head
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scaling = self.head_dim ** -0.5 if config.scale_attn_weights else 1.0
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scaling /= float(layer_idx + 1)
+        self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
+        self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
+
+    def forward(self, x, mask=None, cache=None):
+        b, t, c = x.shape
+        h, d = self.num_heads, self.head_dim
+        qkv = self.c_attn(x).reshape(b, t, 3, h, d)
+        q, k, v = (_core.select(qkv, 2, i).transpose(1, 2) for i in range(3))
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
+        o = F.scaled_dot_product_attention(q, k, v, mask, is_causal=True, scale=self.scaling)
+        return self.c_proj(o.transpose(1, 2).reshape(b, t, c))
+
+
+class GPT2MLP(nn.Module):
+    def __init__(self, inner, config):
+        super().__init__()
+        self.c_fc = Conv1D(inner, config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, inner)
+        act = config.activation_function
+        approx = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}
+        if act in approx:
+            self.act = lambda y, a=approx[act]: F.gelu(y, a)
+        elif act == "relu":
+            self.act = F.relu
+        elif act in ("silu", "swish"):
+            self.act = F.silu
+        else:
+            raise ValueError(f"gpt2: activation_function '{act}' is not supported "
+                             "(supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)")
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+class GPT2Block(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        inner = config.n_inner if config.n_inner is not None else 4 * config.n_embd
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = GPT2Attention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = GPT2MLP(inner, config)
+
+    def forward(self, x, mask=None, cache=None):
+        x = x + self.attn(self.ln_1(x), mask, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2Model(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.embed_dim = config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.h = nn.ModuleList([GPT2Block(config, i) for i in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, use_cache=None, **kwargs):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        x = self.wte(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds
+        b, t = x.shape[0], x.shape[1]
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache()
+        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if position_ids is None:
+            position_ids = position_ids_for(attention_mask, past, t, b)
+        else:
+            position_ids = position_ids.numpy() if hasattr(position_ids, "numpy") else np.asarray(position_ids)
+        pos = np.ascontiguousarray(np.broadcast_to(position_ids, (b, t)), dtype=np.int64)
+        if pos.size and (pos.max() >= self.config.n_positions or pos.min() < 0):
+            raise ValueError(f"gpt2: positions up to {int(pos.max())} but the model has n_positions="
+                             f"{self.config.n_positions}")
+        x = x + self.wpe(_core.from_numpy(pos))
+        mask = padding_mask(attention_mask, past + t)
+        for block in self.h:
+            if self.gradient_checkpointing and self.training and past_key_values is None:
+                x = checkpoint(block, x, mask, None)
+            else:
+                x = block(x, mask, past_key_values)
+        x = self.ln_f(x)
+        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=past_key_values)
+
+
+class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    _tied_weights_keys = ["lm_head.weight"]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if getattr(config, "tie_word_embeddings", True):
+            self.tie_weights()
+
+    def get_input_embeddings(self):
+        return self.transformer.wte
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, **kwargs):
+        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                               past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
+        h = out.last_hidden_state
+        h_keep = h[:, -logits_to_keep:] if logits_to_keep else h
+        if labels is None:
+            return CausalLMOutputWithPast(logits=F.linear(h_keep, self.lm_head.weight),
+                                          past_key_values=out.past_key_values)
+        loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels))
+        return CausalLMOutputWithPast(loss=loss, past_key_values=out.past_key_values,
+                                      logits_fn=lambda: F.linear(h_keep, self.lm_head.weight))
