@@ -127,7 +127,7 @@ def test_gather_out_of_range():
         peftcpp.zeros(2, 6).gather(1, peftcpp.tensor(np.array([[0, 6]])))
 
 
-@pytest.mark.parametrize("sa,sb", [((5, 7), (7, 3)), ((2, 5, 7), (2, 7, 3)), ((2, 3, 5, 7), (7, 9)),
+@pytest.mark.parametrize("sa,sb", [((1, 7), (7, 3)), ((3, 1, 7), (3, 7, 5)), ((5, 7), (7, 3)), ((2, 5, 7), (2, 7, 3)), ((2, 3, 5, 7), (7, 9)),
                                    ((2, 1, 5, 7), (3, 7, 4)), ((6, 11), (11, 1))])
 def test_matmul(rng, sa, sb):
     check(lambda a, b: a @ b, lambda a, b: a @ b, rng.standard_normal(sa), rng.standard_normal(sb))
@@ -139,8 +139,9 @@ def test_matmul_transposed_views(rng):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear(rng, bias):
-    x, w, b = rng.standard_normal((3, 5, 17)), rng.standard_normal((11, 17)), rng.standard_normal(11)
+@pytest.mark.parametrize("rows", [(3, 5), (1,)])  # (1,): the matrix-vector path used when decoding
+def test_linear(rng, bias, rows):
+    x, w, b = rng.standard_normal((*rows, 17)), rng.standard_normal((11, 17)), rng.standard_normal(11)
     if bias:
         check(_core.linear, torch.nn.functional.linear, x, w, b)
     else:

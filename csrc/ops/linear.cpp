@@ -21,6 +21,15 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
     return;
   }
+  if (M == 1 && !ta) {
+    // One row (decoding a token): a matrix-vector product, which OpenBLAS's
+    // sgemm handles poorly. c = alpha·op(B)ᵀ·a + beta·c
+    if (tb)  // B: [N, K]
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, alpha, B, (int)ldb, A, 1, beta, C, 1);
+    else  // B: [K, N]
+      cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, alpha, B, (int)ldb, A, 1, beta, C, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
               alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
