@@ -106,3 +106,14 @@ def test_missing_files_are_named(tmp_path):
     os.remove(tmp_path / "model.safetensors")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         AutoModelForCausalLM.from_pretrained(tmp_path)
+
+
+def test_generation_config_is_loaded_and_saved_back(tmp_path):
+    ref = tiny_llama(tmp_path / "src")
+    ref.generation_config.eos_token_id = [7, 9]
+    ref.generation_config.save_pretrained(tmp_path / "src")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "src")
+    assert list(model.generation_config.eos_token_id) == [7, 9]
+    model.save_pretrained(tmp_path / "out")
+    back = transformers.GenerationConfig.from_pretrained(tmp_path / "out")
+    assert list(back.eos_token_id) == [7, 9]

@@ -89,6 +89,9 @@ class PreTrainedModel(Module):
         tensors, origin = load_checkpoint(name_or_path, **hub)
         model._load_tensors(tensors, origin, want)
         model.name_or_path = os.fspath(name_or_path)
+        if hasattr(model, "generate"):  # generation_config.json now, while the hub arguments are at hand
+            from .generation import _load_generation_config
+            model.generation_config = _load_generation_config(name_or_path, config, **hub)
         model.eval()
         return model
 
@@ -149,6 +152,9 @@ class PreTrainedModel(Module):
             for k in self._tied_weights_keys:
                 sd.pop(k, None)
         pc_io.save_file(dict(sd), os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        gc = self.__dict__.get("_generation_config")
+        if gc is not None:
+            gc.save_pretrained(save_directory)
 
     # -------------------------------------------------------------- misc
     @property
