@@ -117,3 +117,16 @@ def test_generation_config_is_loaded_and_saved_back(tmp_path):
     model.save_pretrained(tmp_path / "out")
     back = transformers.GenerationConfig.from_pretrained(tmp_path / "out")
     assert list(back.eos_token_id) == [7, 9]
+
+
+def test_left_padded_forward_matches_transformers(tmp_path):
+    ref = tiny_llama(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    x = ids(2, 8, seed=3)
+    mask = np.ones_like(x)
+    mask[1, :3] = 0
+    with torch.no_grad():
+        expect = ref(torch.tensor(x), attention_mask=torch.tensor(mask)).logits.numpy()
+    got = model(x, attention_mask=mask).logits.numpy()
+    real = mask.astype(bool)  # padded query rows are undefined in both
+    assert np.abs(got[real] - expect[real]).max() / np.abs(expect[real]).max() <= 1e-4

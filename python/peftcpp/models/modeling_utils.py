@@ -203,14 +203,10 @@ def padding_mask(attention_mask, total_len):
 
 
 def position_ids_for(attention_mask, past_len, seq_len, batch):
-    """Positions of the new tokens: cumulative count of real tokens, so left
-    padding does not shift them (as transformers' generate does)."""
-    if attention_mask is None:
-        return np.broadcast_to(np.arange(past_len, past_len + seq_len), (batch, seq_len))
-    m = attention_mask.numpy() if hasattr(attention_mask, "numpy") else np.asarray(attention_mask)
-    pos = np.cumsum(m, axis=-1) - 1
-    pos = np.where(m > 0, pos, 1)
-    return pos[:, -seq_len:]
+    """Positions of the new tokens when the caller gives none: past_len ..
+    past_len+seq_len-1 for every row, as transformers' forward does (padding
+    does not shift them; generate() passes mask-derived positions itself)."""
+    return np.broadcast_to(np.arange(past_len, past_len + seq_len), (batch, seq_len))
 
 
 def causal_lm_loss(hidden, weight, labels, softcap=0.0, ignore_index=-100):
