@@ -5,7 +5,10 @@ import sys
 
 
 def _import_gguf(args):
+    import os
     from .gguf_import import import_gguf
+    if os.path.isdir(args.out_dir) and os.listdir(args.out_dir) and not args.force:
+        raise ValueError(f"{args.out_dir} exists and is not empty (use --force to overwrite)")
     out = import_gguf(args.file, args.out_dir)
     print(f"imported {args.file} -> {out}")
 
@@ -17,6 +20,7 @@ def build_parser():
     g = sub.add_parser("import-gguf", help="convert a GGUF model file into a Hugging Face folder")
     g.add_argument("file", help="the .gguf file")
     g.add_argument("out_dir", help="the folder to write (config.json, model.safetensors, tokenizer files)")
+    g.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
     g.set_defaults(func=_import_gguf)
     return p
 
