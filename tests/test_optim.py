@@ -241,8 +241,8 @@ def test_schedule_functions_and_cosine_cycles():
         optim.get_scheduler("polynomial-ish", optim.SGD([peftcpp.zeros(1, requires_grad=True)]))
 
 
-def test_schedules_equal_transformers_if_installed():
-    transformers = pytest.importorskip("transformers")
+def test_schedules_equal_transformers():
+    import transformers
     configs = [(3, 17, {}), (0, 5, {}), (4, 4, {}), (2, 12, {"num_cycles": 1.5})]
     for name in ("constant", "constant_with_warmup", "linear", "cosine"):
         for warmup, total, extra in configs:

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-tokenizers = pytest.importorskip("tokenizers")
-transformers = pytest.importorskip("transformers")
+import tokenizers
+import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 
 from peftcpp.tokenization import AutoTokenizer, BatchEncoding, PreTrainedTokenizer  # noqa: E402

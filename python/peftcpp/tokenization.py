@@ -1066,12 +1066,16 @@ class PreTrainedTokenizer:
     # ---------------------------------------------------------------- loading
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Load from a folder with tokenizer.json, or a Hugging Face Hub repo id (cached; honours HF_HUB_OFFLINE).
+    def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
+        """Load from a folder with tokenizer.json, or a Hugging Face Hub repo id (cached; honours HF_HUB_OFFLINE),
+        a .gguf file (or folder + gguf_file=), or nothing: the default model's tokenizer.
 
         Keyword arguments: cache_dir, revision, subfolder, token (else HF_TOKEN), local_files_only,
         force_download; anything else overrides tokenizer_config.json (e.g. padding_side="left").
         """
+        from .default_model import resolve_model_source
+        pretrained_model_name_or_path = resolve_model_source(pretrained_model_name_or_path,
+                                                             kwargs.pop("gguf_file", None))
         folder = _resolve_folder(pretrained_model_name_or_path, kwargs)
         for k in ("trust_remote_code", "use_fast", "_from_auto", "legacy", "proxies"):
             kwargs.pop(k, None)
@@ -1176,5 +1180,5 @@ class AutoTokenizer:
                                "`AutoTokenizer.from_pretrained(pretrained_model_name_or_path)`.")
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path=None, *args, **kwargs):
         return PreTrainedTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)

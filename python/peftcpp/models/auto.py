@@ -33,7 +33,9 @@ def _read_config(name_or_path, **hub):
 
 class AutoConfig:
     @staticmethod
-    def from_pretrained(name_or_path, **kwargs):
+    def from_pretrained(name_or_path=None, gguf_file=None, **kwargs):
+        from ..default_model import resolve_model_source
+        name_or_path = resolve_model_source(name_or_path, gguf_file)
         hub = {k: kwargs.pop(k) for k in ("token", "revision", "cache_dir") if k in kwargs}
         path, d = _read_config(name_or_path, **hub)
         config_class, _ = _entry(d["model_type"], path)
@@ -43,7 +45,11 @@ class AutoConfig:
 
 class AutoModelForCausalLM:
     @staticmethod
-    def from_pretrained(name_or_path, *args, **kwargs):
+    def from_pretrained(name_or_path=None, *args, gguf_file=None, **kwargs):
+        """A folder, a hub repo id, a .gguf file (or folder + gguf_file=),
+        or nothing: the default model (SmolLM2-135M-Instruct)."""
+        from ..default_model import resolve_model_source
+        name_or_path = resolve_model_source(name_or_path, gguf_file)
         hub = {k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs}
         path, d = _read_config(name_or_path, **hub)
         config_class, model_class = _entry(d["model_type"], path)
