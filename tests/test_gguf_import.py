@@ -744,8 +744,9 @@ def test_import_needs_no_torch_transformers_or_gguf(tmp_path):
             f"g.import_gguf({path!r}, {str(tmp_path / 'out')!r})\n"
             "print(sorted(m for m in ('torch', 'transformers', 'gguf') if m in sys.modules))")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "python"),
-                                         env.get("PYTHONPATH", "")])
+    if os.environ.get("PEFTCPP_CORE_DIR"):  # a development build: the package is the source tree
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "python"),
+                                             env.get("PYTHONPATH", "")])
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert res.stdout.strip().splitlines()[-1] == "[]"
     check_weights(str(tmp_path / "out"), model, "q8_0")
