@@ -22,13 +22,15 @@ def test_import_does_not_import_torch():
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
     from peftcpp import demo
-    demo.main(["--base-steps", "40", "--lora-steps", "30", "--out", str(tmp_path)])
+    demo.main(["--base-steps", "40", "--lora-steps", "30", "--default-model-steps", "3", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert (tmp_path / "adapter_model.safetensors").stat().st_size > 0
     pre = [l for l in out.splitlines() if l.startswith("[pretrain] loss")][0]
     first, last = (float(v) for v in pre.split("loss ")[1].split(" -> "))
     assert last < first
     assert "reloaded adapters" in out
+    steps = [float(l.rsplit("loss ", 1)[1]) for l in out.splitlines() if l.startswith("[default model] LoRA step")]
+    assert len(steps) == 2 and steps[-1] < steps[0]  # LoRA on the default model learns
 
 
 def test_thread_count_follows_omp_num_threads():

