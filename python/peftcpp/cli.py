@@ -7,6 +7,8 @@ import sys
 def _import_gguf(args):
     import os
     from .gguf_import import import_gguf
+    if not os.path.isfile(args.file):
+        raise FileNotFoundError(f"{args.file}: no such GGUF file")
     if os.path.isdir(args.out_dir) and os.listdir(args.out_dir) and not args.force:
         raise ValueError(f"{args.out_dir} exists and is not empty (use --force to overwrite)")
     out = import_gguf(args.file, args.out_dir)
