@@ -27,7 +27,6 @@ dtype.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re

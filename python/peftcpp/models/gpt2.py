@@ -8,11 +8,10 @@ from .. import _core
 from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
-from .cache import DynamicCache
 from .configuration import PretrainedConfig
 from .generation import GenerationMixin
 from .llama import as_ids
-from .modeling_utils import PreTrainedModel, causal_lm_loss, padding_mask, position_ids_for
+from .modeling_utils import PreTrainedModel, causal_lm_loss, decoder_inputs
 from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 _ALIASES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
@@ -151,23 +150,14 @@ class GPT2Model(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, **kwargs):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        x = self.wte(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds
+        x, position_ids, past_key_values, mask = decoder_inputs(
+            self.wte, input_ids, inputs_embeds, attention_mask, position_ids, past_key_values, use_cache)
         b, t = x.shape[0], x.shape[1]
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache()
-        past = past_key_values.get_seq_length() if past_key_values is not None else 0
-        if position_ids is None:
-            position_ids = position_ids_for(attention_mask, past, t, b)
-        else:
-            position_ids = position_ids.numpy() if hasattr(position_ids, "numpy") else np.asarray(position_ids)
         pos = np.ascontiguousarray(np.broadcast_to(position_ids, (b, t)), dtype=np.int64)
         if pos.size and (pos.max() >= self.config.n_positions or pos.min() < 0):
             raise ValueError(f"gpt2: positions up to {int(pos.max())} but the model has n_positions="
                              f"{self.config.n_positions}")
         x = x + self.wpe(_core.from_numpy(pos))
-        mask = padding_mask(attention_mask, past + t)
         for block in self.h:
             if self.gradient_checkpointing and self.training and past_key_values is None:
                 x = checkpoint(block, x, mask, None)

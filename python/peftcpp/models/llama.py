@@ -7,10 +7,9 @@ from .. import _core
 from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
-from .cache import DynamicCache
 from .configuration import PretrainedConfig
 from .generation import GenerationMixin
-from .modeling_utils import PreTrainedModel, causal_lm_loss, padding_mask, position_ids_for
+from .modeling_utils import PreTrainedModel, causal_lm_loss, decoder_inputs
 from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from .rope import RotaryEmbedding
 
@@ -152,18 +151,8 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, **kwargs):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        x = self.embed(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds
-        b, t = x.shape[0], x.shape[1]
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache()
-        past = past_key_values.get_seq_length() if past_key_values is not None else 0
-        if position_ids is None:
-            position_ids = position_ids_for(attention_mask, past, t, b)
-        else:
-            position_ids = position_ids.numpy() if hasattr(position_ids, "numpy") else np.asarray(position_ids)
-        mask = padding_mask(attention_mask, past + t)
+        x, position_ids, past_key_values, mask = decoder_inputs(
+            self.embed, input_ids, inputs_embeds, attention_mask, position_ids, past_key_values, use_cache)
         tables = {}
         for layer in self.layers:
             key = self.rope_key(layer)

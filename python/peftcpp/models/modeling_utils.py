@@ -209,6 +209,27 @@ def position_ids_for(attention_mask, past_len, seq_len, batch):
     return np.broadcast_to(np.arange(past_len, past_len + seq_len), (batch, seq_len))
 
 
+def decoder_inputs(embed, input_ids, inputs_embeds, attention_mask, position_ids, past_key_values, use_cache):
+    """What every decoder's forward starts with: the input embeddings, the
+    cache (created when use_cache), positions [B, T] as numpy (0..T-1 after
+    the cache unless given) and the additive padding mask over all keys.
+    Returns (x, position_ids, past_key_values, mask)."""
+    from ..models.llama import as_ids
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("pass exactly one of input_ids or inputs_embeds")
+    x = embed(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds
+    b, t = x.shape[0], x.shape[1]
+    if use_cache and past_key_values is None:
+        from .cache import DynamicCache
+        past_key_values = DynamicCache()
+    past = past_key_values.get_seq_length() if past_key_values is not None else 0
+    if position_ids is None:
+        position_ids = position_ids_for(attention_mask, past, t, b)
+    else:
+        position_ids = position_ids.numpy() if hasattr(position_ids, "numpy") else np.asarray(position_ids)
+    return x, position_ids, past_key_values, padding_mask(attention_mask, past + t)
+
+
 def causal_lm_loss(hidden, weight, labels, softcap=0.0, ignore_index=-100):
     """Mean next-token cross-entropy over non-ignored labels, from the final
     hidden states (the output projection fused in: no logits tensor)."""

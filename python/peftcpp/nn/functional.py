@@ -1,7 +1,6 @@
 """Functional ops with torch.nn.functional's names and signatures, each a
 single call into the C++ engine (forward and backward both native)."""
 from .. import _core
-from .._tensor import Tensor
 
 
 def linear(input, weight, bias=None):
@@ -108,4 +107,4 @@ def pad_sequence_ids(rows, pad):
     return _core.from_numpy(out, copy=False)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("Tensor",)]
+__all__ = [n for n in dir() if not n.startswith("_")]
