@@ -10,12 +10,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _common import cpu_name, run_child as run_child_process  # noqa: E402
 
 
 def child(args):
@@ -103,16 +103,9 @@ def child(args):
 
 
 def run_child(impl, what, a):
-    cmd = [sys.executable, __file__, "--child", "--impl", impl, "--what", what, "--threads", str(a.threads),
-           "--batch", str(a.batch), "--seq", str(a.seq), "--steps", str(a.steps), "--tokens", str(a.tokens)]
-    if a.layers:
-        cmd += ["--layers", str(a.layers)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    for line in res.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{impl}/{what} failed:\n{res.stdout}\n{res.stderr}")
+    args = ["--impl", impl, "--what", what, "--threads", str(a.threads), "--batch", str(a.batch), "--seq", str(a.seq),
+            "--steps", str(a.steps), "--tokens", str(a.tokens)] + (["--layers", str(a.layers)] if a.layers else [])
+    return run_child_process(__file__, args, a.threads, f"{impl}/{what}")
 
 
 def main():
@@ -138,16 +131,10 @@ def main():
             rows[(impl, what)] = r
             print(f"{what:12s} {impl:8s} {r['seconds'] * 1000:9.1f} ms  {r['flops'] / r['seconds'] / 1e9:7.1f} GFLOP/s"
                   f"  max RSS {r['max_rss_mb']:.0f} MB", flush=True)
-    import numpy as np  # noqa: F401
     import torch
     lines = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     lines.append(f"## {now} — {cpu}, {a.threads} threads")
     lines.append("")
     lines.append(f"torch {torch.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "

@@ -14,13 +14,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _common import cpu_name, run_child as run_child_process  # noqa: E402
 
 SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
              num_key_value_heads=3, tie_word_embeddings=True, max_position_embeddings=2048)
@@ -76,14 +77,9 @@ def child(a):
 
 
 def run_child(impl, a, model_dir):
-    cmd = [sys.executable, __file__, "--child", "--impl", impl, "--model", model_dir, "--threads", str(a.threads),
-           "--prompt", str(a.prompt), "--new", str(a.new), "--reps", str(a.reps)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    for line in res.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{impl} failed:\n{res.stdout}\n{res.stderr}")
+    args = ["--impl", impl, "--model", model_dir, "--threads", str(a.threads), "--prompt", str(a.prompt),
+            "--new", str(a.new), "--reps", str(a.reps)]
+    return run_child_process(__file__, args, a.threads, impl)
 
 
 def main():
@@ -120,12 +116,7 @@ def main():
     import transformers
     same = rows["peftcpp"]["tokens"] == rows["transformers"]["tokens"]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     t = rows["transformers"]
     lines = [f"## {now} — greedy generation, {cpu}, {a.threads} threads", "",
              f"torch {torch.__version__}, transformers {transformers.__version__}; SmolLM2-135M-shaped Llama "

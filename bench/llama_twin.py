@@ -2,7 +2,6 @@
 every linear layer, written once against the torch API and instantiated with
 either library, so both run the same computation. The torch side uses LoRA
 the way HF PEFT computes it (base linear + scale·B(A(dropout(x))))."""
-import math
 from dataclasses import dataclass
 
 

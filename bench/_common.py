@@ -1,0 +1,26 @@
+"""Shared by the benchmark scripts: run one measurement in a fresh
+subprocess (so peak RSS is per implementation) and name the machine."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def run_child(script, args, threads, label):
+    """Runs `python script --child ARGS` with OMP_NUM_THREADS=threads and
+    returns the dict its `RESULT {json}` line carries."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    res = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True, env=env)
+    for line in res.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{label} failed:\n{res.stdout}\n{res.stderr}")
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
