@@ -47,5 +47,16 @@ from ._tensor import (  # noqa: E402
 from . import io, nn, optim, utils  # noqa: E402
 from .models import AutoConfig, AutoModelForCausalLM  # noqa: E402
 from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
+from .peft import (  # noqa: E402
+    LoraConfig,
+    PeftConfig,
+    PeftModel,
+    PeftModelForCausalLM,
+    PeftType,
+    TaskType,
+    get_peft_model,
+    get_peft_model_state_dict,
+    set_peft_model_state_dict,
+)
 
 __version__ = "0.1.0"

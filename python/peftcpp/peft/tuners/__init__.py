@@ -1,0 +1,3 @@
+from .lora import LoraConfig, LoraModel
+
+__all__ = ["LoraConfig", "LoraModel"]

@@ -1,0 +1,299 @@
+"""LoRA layers. A wrapped layer keeps PEFT's module layout, so parameter
+names (and adapter files) match Hugging Face PEFT one to one:
+base_layer.weight, lora_A.<adapter>.weight [r, in], lora_B.<adapter>.weight
+[out, r], lora_dropout.<adapter>. The forward is the engine's fused LoRA op
+(one F.lora_linear call per active adapter)."""
+import math
+
+import numpy as np
+
+from .... import _core
+from ....nn import Dropout, Identity, Linear as _NNLinear, Module, ModuleDict, Parameter
+from ....nn import functional as F
+from ....nn import init
+from ...._tensor import float32, no_grad
+
+
+class LoraLayer:
+    """What every LoRA layer has (PEFT's attribute names)."""
+    adapter_layer_names = ("lora_A", "lora_B")
+    other_param_names = ("r", "lora_alpha", "scaling", "lora_dropout")
+
+    def _init_lora_state(self, base_layer, fan_in_fan_out):
+        self.base_layer = base_layer
+        self.lora_dropout = ModuleDict()
+        self.lora_A = ModuleDict()
+        self.lora_B = ModuleDict()
+        object.__setattr__(self, "r", {})
+        object.__setattr__(self, "lora_alpha", {})
+        object.__setattr__(self, "scaling", {})
+        object.__setattr__(self, "use_rslora", {})
+        object.__setattr__(self, "merged_adapters", [])
+        object.__setattr__(self, "_merge_stack", [])  # (adapter, weight before the merge)
+        object.__setattr__(self, "_active_adapter", [])
+        object.__setattr__(self, "_disable_adapters", False)
+        object.__setattr__(self, "fan_in_fan_out", fan_in_fan_out)
+        w = base_layer.weight
+        if fan_in_fan_out:  # Conv1D: weight stored [in, out]
+            self.in_features, self.out_features = w.shape[0], w.shape[1]
+        else:
+            self.in_features, self.out_features = w.shape[1], w.shape[0]
+
+    def _adapter_dicts(self):
+        return [self.lora_A, self.lora_B]
+
+    def has_adapter(self, name):
+        return name in self.r
+
+    # ------------------------------------------------------------ state
+    @property
+    def merged(self):
+        return bool(self.merged_adapters)
+
+    @property
+    def disable_adapters(self):
+        return self._disable_adapters
+
+    @property
+    def active_adapters(self):
+        return list(self._active_adapter)
+
+    @property
+    def active_adapter(self):
+        return self._active_adapter[0] if len(self._active_adapter) == 1 else list(self._active_adapter)
+
+    def enable_adapters(self, enabled):
+        object.__setattr__(self, "_disable_adapters", not enabled)
+
+    def set_adapter(self, adapter_names, inference_mode=False):
+        if isinstance(adapter_names, str):
+            adapter_names = [adapter_names]
+        for d in self._adapter_dicts():
+            for name in list(d.keys()):
+                trainable = name in adapter_names and not inference_mode
+                item = d[name]
+                for p in (item.parameters() if isinstance(item, Module) else [item]):
+                    p.requires_grad_(trainable)
+        object.__setattr__(self, "_active_adapter", list(adapter_names))
+
+    def update_layer(self, adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora):
+        if r <= 0:
+            raise ValueError(f"`r` should be a positive integer value but the value passed is {r}")
+        self.r[adapter_name] = r
+        self.lora_alpha[adapter_name] = lora_alpha
+        self.use_rslora[adapter_name] = use_rslora
+        self.lora_dropout[adapter_name] = Dropout(p=lora_dropout) if lora_dropout > 0.0 else Identity()
+        self.lora_A[adapter_name] = _NNLinear(self.in_features, r, bias=False)
+        self.lora_B[adapter_name] = _NNLinear(r, self.out_features, bias=False)
+        self.scaling[adapter_name] = lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
+        if isinstance(init_lora_weights, str) and init_lora_weights.startswith("pissa"):
+            self.pissa_init(adapter_name)
+        elif init_lora_weights:
+            self.reset_lora_parameters(adapter_name, init_lora_weights)
+        if adapter_name not in self._active_adapter and not self._active_adapter:
+            self._active_adapter.append(adapter_name)
+
+    def reset_lora_parameters(self, adapter_name, init_lora_weights):
+        if init_lora_weights is False or adapter_name not in self.lora_A:
+            return
+        A, B = self.lora_A[adapter_name].weight, self.lora_B[adapter_name].weight
+        if init_lora_weights is True:
+            init.kaiming_uniform_(A, a=math.sqrt(5))
+        elif str(init_lora_weights).lower() == "gaussian":
+            init.normal_(A, std=1.0 / self.r[adapter_name])
+        else:
+            raise ValueError(f"Unknown initialization init_lora_weights={init_lora_weights!r}")
+        init.zeros_(B)
+
+    def pissa_init(self, adapter_name):
+        """PiSSA: A, B from the top-r singular triplets of W; W keeps the
+        residual, so the initial output is unchanged."""
+        w = self._weight_out_in_np()
+        u, s, vh = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+        r, scale = self.r[adapter_name], self.scaling[adapter_name]
+        sr = s[:r] / scale
+        a = np.sqrt(sr)[:, None] * vh[:r]          # [r, in]
+        b = u[:, :r] * np.sqrt(sr)[None, :]        # [out, r]
+        res = w - scale * (b @ a)
+        with no_grad():
+            self.lora_A[adapter_name].weight.copy_(_core.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
+            self.lora_B[adapter_name].weight.copy_(_core.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))
+        self._set_weight_out_in_np(res)
+
+    # ---------------------------------------------------------- weights
+    def _weight_out_in_np(self):
+        w = np.array(self.base_layer.weight.detach().float().numpy(), dtype=np.float32, copy=True)
+        return w.T.copy() if self.fan_in_fan_out else w
+
+    def _set_weight_out_in_np(self, w_out_in):
+        old = self.base_layer.weight
+        arr = w_out_in.T if self.fan_in_fan_out else w_out_in
+        t = _core.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        if old.dtype != float32:
+            t = t._to_raw(old.dtype)
+        self.base_layer._parameters["weight"] = Parameter(t, requires_grad=False)
+
+    def get_delta_weight(self, adapter_name):
+        """ΔW = scaling · B @ A, [out, in], as float32 numpy."""
+        a = self.lora_A[adapter_name].weight.detach().float().numpy()
+        b = self.lora_B[adapter_name].weight.detach().float().numpy()
+        return (b.astype(np.float32) @ a.astype(np.float32)) * np.float32(self.scaling[adapter_name])
+
+    def merge(self, safe_merge=False, adapter_names=None):
+        names = self.active_adapters if adapter_names is None else list(adapter_names)
+        for name in names:
+            if name not in self.r or name in self.merged_adapters:
+                continue
+            w = self._weight_out_in_np() + self.get_delta_weight(name)
+            if safe_merge and not np.isfinite(w).all():
+                raise ValueError(f"NaNs detected in the merged weights. The adapter {name} seems to be broken")
+            self._merge_stack.append((name, self.base_layer._parameters["weight"]))
+            self._set_weight_out_in_np(w)
+            self.merged_adapters.append(name)
+
+    def unmerge(self):
+        while self._merge_stack:
+            name, w = self._merge_stack.pop()
+            self.base_layer._parameters["weight"] = w
+            self.merged_adapters.remove(name)
+
+    def delete_adapter(self, adapter_name):
+        for d in self._adapter_dicts() + [self.lora_dropout]:
+            if adapter_name in d:
+                d._modules.pop(adapter_name, None)
+                d._parameters.pop(adapter_name, None)
+        for d in (self.r, self.lora_alpha, self.scaling, self.use_rslora):
+            d.pop(adapter_name, None)
+        if adapter_name in self._active_adapter:
+            self._active_adapter.remove(adapter_name)
+            if not self._active_adapter and self.r:
+                self._active_adapter.append(next(iter(self.r)))
+
+    def get_base_layer(self):
+        return self.base_layer
+
+
+def _dropout_p(m):
+    return float(getattr(m, "p", 0.0))
+
+
+class Linear(Module, LoraLayer):
+    """LoRA around nn.Linear, or around GPT-2's Conv1D (fan_in_fan_out=True:
+    weight stored [in, out], used through a transposed view)."""
+
+    def __init__(self, base_layer, adapter_name, r=8, lora_alpha=8, lora_dropout=0.0, fan_in_fan_out=False,
+                 init_lora_weights=True, use_rslora=False, **kwargs):
+        Module.__init__(self)
+        self._init_lora_state(base_layer, fan_in_fan_out)
+        self.update_layer(adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora)
+
+    def _weight(self):
+        w = self.base_layer.weight
+        return w.transpose(0, 1) if self.fan_in_fan_out else w
+
+    def forward(self, x, *args, **kwargs):
+        if self.disable_adapters:
+            if self.merged:
+                self.unmerge()
+            return self.base_layer(x, *args, **kwargs)
+        if self.merged:
+            return self.base_layer(x, *args, **kwargs)
+        active = [a for a in self._active_adapter if a in self.lora_A]
+        if not active:
+            return self.base_layer(x, *args, **kwargs)
+        bias = getattr(self.base_layer, "bias", None)
+        first = active[0]
+        y = F.lora_linear(x, self._weight(), bias, self.lora_A[first].weight, self.lora_B[first].weight,
+                          self.scaling[first], _dropout_p(self.lora_dropout[first]), self.training)
+        for name in active[1:]:
+            xd = self.lora_dropout[name](x)
+            y = y + F.linear(F.linear(xd, self.lora_A[name].weight), self.lora_B[name].weight) * self.scaling[name]
+        return y
+
+    def __repr__(self):
+        return "lora." + super().__repr__()
+
+
+class ParameterDict(Module):
+    """torch.nn.ParameterDict's naming: parameters registered under their keys."""
+
+    def __getitem__(self, k):
+        return self._parameters[k]
+
+    def __setitem__(self, k, p):
+        self.register_parameter(k, p)
+
+    def __contains__(self, k):
+        return k in self._parameters
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def keys(self):
+        return self._parameters.keys()
+
+
+class Embedding(Module, LoraLayer):
+    """LoRA around nn.Embedding (PEFT's layout): lora_embedding_A [r, num]
+    (zeros) and lora_embedding_B [dim, r] (normal) as parameters, saved as
+    `<module>.lora_embedding_A` / `.lora_embedding_B`."""
+
+    def __init__(self, base_layer, adapter_name, r=8, lora_alpha=8, lora_dropout=0.0, init_lora_weights=True,
+                 use_rslora=False, **kwargs):
+        Module.__init__(self)
+        self._init_lora_state(base_layer, False)
+        self.lora_embedding_A = ParameterDict()
+        self.lora_embedding_B = ParameterDict()
+        self.in_features, self.out_features = base_layer.weight.shape[0], base_layer.weight.shape[1]
+        self.update_layer(adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora)
+
+    def _adapter_dicts(self):
+        return [self.lora_embedding_A, self.lora_embedding_B]
+
+    def update_layer(self, adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora):
+        if r <= 0:
+            raise ValueError(f"`r` should be a positive integer value but the value passed is {r}")
+        if isinstance(init_lora_weights, str) and init_lora_weights.startswith("pissa"):
+            raise NotImplementedError("PiSSA initialisation of an Embedding is not supported")
+        self.r[adapter_name] = r
+        self.lora_alpha[adapter_name] = lora_alpha
+        self.use_rslora[adapter_name] = use_rslora
+        self.lora_dropout[adapter_name] = Dropout(p=lora_dropout) if lora_dropout > 0.0 else Identity()
+        self.scaling[adapter_name] = lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
+        a = Parameter(_core.randn([r, self.in_features], 0.0, 1.0))
+        b = Parameter(_core.randn([self.out_features, r], 0.0, 1.0))
+        if init_lora_weights:
+            init.zeros_(a)
+            init.normal_(b)
+        self.lora_embedding_A[adapter_name] = a
+        self.lora_embedding_B[adapter_name] = b
+        if not self._active_adapter:
+            self._active_adapter.append(adapter_name)
+
+    def get_delta_weight(self, adapter_name):
+        """ΔW = scaling · (B @ A)ᵀ, [num, dim]."""
+        a = self.lora_embedding_A[adapter_name].detach().float().numpy().astype(np.float32)
+        b = self.lora_embedding_B[adapter_name].detach().float().numpy().astype(np.float32)
+        return (b @ a).T * np.float32(self.scaling[adapter_name])
+
+    def forward(self, x, *args, **kwargs):
+        if self.disable_adapters:
+            if self.merged:
+                self.unmerge()
+            return self.base_layer(x, *args, **kwargs)
+        y = self.base_layer(x, *args, **kwargs)
+        if self.merged:
+            return y
+        for name in self._active_adapter:
+            if name not in self.lora_embedding_A:
+                continue
+            a_t = self.lora_embedding_A[name].transpose(0, 1).contiguous()
+            b_t = self.lora_embedding_B[name].transpose(0, 1)
+            y = y + F.embedding(x, a_t).matmul(b_t) * self.scaling[name]
+        return y
+
+    def __repr__(self):
+        return "lora." + super().__repr__()
