@@ -226,3 +226,16 @@ def test_lora_linear_bad_shapes():
         _core.lora_linear(x, w, None, peftcpp.zeros(4, 7), peftcpp.zeros(6, 4), 1.0)
     with pytest.raises(ValueError, match=r"\[lora_linear\] lora_B \[5, 4\]"):
         _core.lora_linear(x, w, None, peftcpp.zeros(4, 8), peftcpp.zeros(5, 4), 1.0)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (4, 9)])
+def test_svd_matches_torch(rng, shape):
+    w = rng.standard_normal(shape).astype(np.float32)
+    u, s, vh = _core.svd(peftcpp.tensor(w))
+    ref_s = torch.linalg.svdvals(torch.tensor(w, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(s.numpy(), ref_s, rtol=1e-5)
+    np.testing.assert_allclose(u.numpy() @ np.diag(s.numpy()) @ vh.numpy(), w, rtol=1e-5, atol=1e-5)
+    k = min(shape)
+    np.testing.assert_allclose(u.numpy().T @ u.numpy(), np.eye(k), atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[svd\] expected a 2-D matrix"):
+        _core.svd(peftcpp.zeros(3))

@@ -2,6 +2,7 @@
 
 #include "bindings/common.h"
 #include "ops/elementwise.h"
+#include "ops/linalg.h"
 #include "ops/linear.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"
@@ -48,6 +49,7 @@ void init_ops(py::module_& m) {
   m.def("to_dtype", &to_dtype, nogil());
 
   m.def("matmul", &matmul, nogil());
+  m.def("svd", &svd, py::arg("matrix"), "Thin SVD (U, S, Vh) via Eigen, double precision inside", nogil());
   m.def("linear", [](T x, T w, std::optional<Tensor> b) { return linear(x, w, b ? *b : Tensor()); },
         py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), nogil());
   m.def("lora_linear",
