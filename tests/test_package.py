@@ -39,3 +39,15 @@ def test_thread_count_follows_omp_num_threads():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "1"
     assert peftcpp.get_num_threads() >= 1
+
+
+def test_json_writes_are_atomic(tmp_path):
+    from peftcpp.io import write_json_atomic
+    path = tmp_path / "config.json"
+    write_json_atomic(path, {"a": 1})
+    assert path.read_text() == '{\n  "a": 1\n}\n'
+    import pytest
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": object()})  # fails while serialising: the file is untouched
+    assert path.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]

@@ -34,6 +34,8 @@ import sys
 
 import numpy as np
 
+from .io import write_json_atomic
+
 __all__ = ["import_gguf", "import_gguf_data", "build_config", "build_tokenizer", "build_tokenizer_config",
            "hf_tensor_name", "plan_tensors", "convert_tensor", "unpermute_qk", "main", "GGUFImportError"]
 
@@ -561,9 +563,7 @@ def build_tokenizer_config(meta, source="<gguf>"):
 
 # ------------------------------------------------------------------ main
 def _write_json(obj, path):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    write_json_atomic(path, obj)
 
 
 def import_gguf_data(metadata, tensor_infos, get_tensor, out_dir, source="<gguf>"):

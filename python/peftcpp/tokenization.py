@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
+from .io import write_json_atomic, write_text_atomic
+
 __all__ = ["AutoTokenizer", "PreTrainedTokenizer", "PreTrainedTokenizerFast", "BatchEncoding"]
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -1039,22 +1041,20 @@ class PreTrainedTokenizer:
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
         files = []
         path = os.path.join(save_directory, TOKENIZER_CONFIG_FILE)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        write_json_atomic(path, config, sort_keys=True)
         files.append(path)
 
         special_map = dict(self.special_tokens_map)
         if self._extra_special:
             special_map["additional_special_tokens"] = list(self._extra_special)
         path = os.path.join(save_directory, SPECIAL_TOKENS_MAP_FILE)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(json.dumps(special_map, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        write_json_atomic(path, special_map, sort_keys=True)
         files.append(path)
 
         path = os.path.join(save_directory, TOKENIZER_FILE)
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
-        self._tokenizer.save(path)
+        write_text_atomic(path, self._tokenizer.to_str(pretty=True))
         files.append(path)
         return tuple(files)
 

@@ -5,6 +5,7 @@ import json
 import os
 
 from ..hub import resolve_file
+from ..io import write_text_atomic
 
 CONFIG_NAME = "config.json"
 
@@ -53,11 +54,7 @@ class PretrainedConfig:
 
     def save_pretrained(self, save_directory):
         os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, CONFIG_NAME)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.to_json_string())
-        os.replace(tmp, path)
+        write_text_atomic(os.path.join(save_directory, CONFIG_NAME), self.to_json_string())
 
     @classmethod
     def from_dict(cls, d):

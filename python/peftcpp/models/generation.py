@@ -77,8 +77,9 @@ class GenerationConfig:
 
     def save_pretrained(self, save_directory, config_file_name=GENERATION_CONFIG_NAME):
         os.makedirs(save_directory, exist_ok=True)
-        with open(os.path.join(save_directory, config_file_name), "w", encoding="utf-8") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        from ..io import write_json_atomic
+        write_json_atomic(os.path.join(save_directory, config_file_name), self.to_dict(), sort_keys=True,
+                          ensure_ascii=True)
 
     def update(self, **kwargs):
         for k, v in kwargs.items():

@@ -76,8 +76,9 @@ class PeftConfig:
         os.makedirs(save_directory, exist_ok=True)
         d = self.to_dict()
         d.update(kwargs)
-        with open(os.path.join(save_directory, CONFIG_NAME), "w", encoding="utf-8") as f:
-            f.write(json.dumps(d, indent=2, sort_keys=True))
+        from ..io import write_json_atomic
+        write_json_atomic(os.path.join(save_directory, CONFIG_NAME), d, sort_keys=True, ensure_ascii=True,
+                          trailing_newline=False)
 
     @classmethod
     def from_dict(cls, d):

@@ -153,9 +153,9 @@ class PeftModel(Module):
                 if mt:
                     d["auto_mapping"] = {"base_model_class": type(base).__name__,
                                          "parent_library": f"transformers.models.{mt}.modeling_{mt}"}
-            import json
-            with open(os.path.join(out_dir, CONFIG_NAME), "w", encoding="utf-8") as f:
-                f.write(json.dumps(d, indent=2, sort_keys=True))
+            from ..io import write_json_atomic
+            write_json_atomic(os.path.join(out_dir, CONFIG_NAME), d, sort_keys=True, ensure_ascii=True,
+                              trailing_newline=False)
 
     # --------------------------------------------------------- loading
     @classmethod
