@@ -47,6 +47,7 @@ from ._tensor import (  # noqa: E402
 from . import io, nn, optim, utils  # noqa: E402
 from .models import AutoConfig, AutoModelForCausalLM  # noqa: E402
 from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
+from .data import load_dataset, merge_datasets  # noqa: E402
 from .peft import (  # noqa: E402
     LoraConfig,
     PeftConfig,
