@@ -48,6 +48,14 @@ from . import io, nn, optim, utils  # noqa: E402
 from .models import AutoConfig, AutoModelForCausalLM  # noqa: E402
 from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
 from .data import load_dataset, merge_datasets  # noqa: E402
+from .trainer import (  # noqa: E402
+    DataCollatorForCausalLM,
+    DataCollatorForLanguageModeling,
+    Trainer,
+    TrainingArguments,
+    TrainingDivergedError,
+    get_last_checkpoint,
+)
 from .peft import (  # noqa: E402
     LoraConfig,
     PeftConfig,

@@ -1,0 +1,124 @@
+"""Batch collators: lists of ``{"input_ids", "labels"?, "attention_mask"?}``
+dicts → padded int64 numpy arrays the models take."""
+import numpy as np
+
+__all__ = ["DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "default_data_collator"]
+
+
+def _pad_id(tokenizer, pad_token_id):
+    if pad_token_id is not None:
+        return int(pad_token_id)
+    if tokenizer is not None:
+        for name in ("pad_token_id", "eos_token_id"):
+            v = getattr(tokenizer, name, None)
+            if v is not None:
+                return int(v)
+    return 0
+
+
+def _target_len(lengths, max_length, pad_to_multiple_of):
+    t = max(lengths) if lengths else 0
+    if max_length is not None:
+        t = min(t, int(max_length))
+    if pad_to_multiple_of:
+        m = int(pad_to_multiple_of)
+        t = (t + m - 1) // m * m
+    return t
+
+
+def _as_list(x):
+    if hasattr(x, "tolist"):
+        x = x.tolist()
+    return list(x)
+
+
+class DataCollatorForCausalLM:
+    """Pads ``input_ids`` with the pad token, ``attention_mask`` with 0 and
+    ``labels`` with ``label_pad_token_id`` (-100). Without ``labels`` in the
+    features the labels are the input ids with padding masked (-100); given
+    labels (e.g. prompt tokens already -100) are kept. Sequences longer than
+    ``max_length`` are truncated. ``padding_side`` is "right" (default) or
+    "left"."""
+
+    def __init__(self, tokenizer=None, pad_token_id=None, label_pad_token_id=-100, max_length=None,
+                 pad_to_multiple_of=None, padding_side="right", return_tensors="np"):
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        self.tokenizer = tokenizer
+        self.pad_token_id = _pad_id(tokenizer, pad_token_id)
+        self.label_pad_token_id = int(label_pad_token_id)
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.padding_side = padding_side
+
+    def __call__(self, features):
+        if not features:
+            raise ValueError("DataCollatorForCausalLM: empty batch")
+        ids = []
+        for i, f in enumerate(features):
+            if "input_ids" not in f:
+                raise KeyError(f"DataCollatorForCausalLM: example {i} has no 'input_ids' (keys: {sorted(f)})")
+            ids.append(_as_list(f["input_ids"]))
+        if self.max_length is not None:
+            ids = [x[: int(self.max_length)] for x in ids]
+        T = _target_len([len(x) for x in ids], self.max_length, self.pad_to_multiple_of)
+        B = len(ids)
+        input_ids = np.full((B, T), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((B, T), dtype=np.int64)
+        labels = np.full((B, T), self.label_pad_token_id, dtype=np.int64)
+        has_labels = "labels" in features[0]
+        for b, (f, x) in enumerate(zip(features, ids)):
+            n = len(x)
+            sl = slice(0, n) if self.padding_side == "right" else slice(T - n, T)
+            input_ids[b, sl] = x
+            m = f.get("attention_mask")
+            mask[b, sl] = 1 if m is None else _as_list(m)[:n]
+            if has_labels:
+                lab = _as_list(f["labels"])[:n]
+                if len(lab) != n:
+                    raise ValueError(f"DataCollatorForCausalLM: example {b} has {len(lab)} labels for {n} input ids")
+                labels[b, sl] = lab
+            else:
+                labels[b, sl] = np.where(mask[b, sl] == 1, x, self.label_pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class DataCollatorForLanguageModeling(DataCollatorForCausalLM):
+    """transformers' ``DataCollatorForLanguageModeling(tokenizer, mlm=False)``:
+    pads, and the labels are the input ids with every pad-token position set
+    to -100 (given labels are ignored, as transformers does)."""
+
+    def __init__(self, tokenizer=None, mlm=False, mlm_probability=0.15, pad_to_multiple_of=None,
+                 return_tensors="np", pad_token_id=None, **_):
+        if mlm:
+            raise NotImplementedError("DataCollatorForLanguageModeling: masked LM (mlm=True) is not supported; "
+                                      "use mlm=False for causal LM")
+        super().__init__(tokenizer, pad_token_id=pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
+        self.mlm = False
+
+    def __call__(self, features):
+        feats = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        batch = super().__call__(feats)
+        labels = batch["input_ids"].copy()
+        labels[batch["input_ids"] == self.pad_token_id] = self.label_pad_token_id
+        labels[batch["attention_mask"] == 0] = self.label_pad_token_id
+        batch["labels"] = labels
+        return batch
+
+
+def default_data_collator(features):
+    """Stacks equal-length features into int64 arrays (transformers'
+    ``default_data_collator``); different lengths → pads like
+    DataCollatorForCausalLM."""
+    lens = {len(_as_list(f["input_ids"])) for f in features}
+    if len(lens) != 1:
+        return DataCollatorForCausalLM()(features)
+    out = {}
+    for k in features[0]:
+        try:
+            out[k] = np.asarray([_as_list(f[k]) for f in features], dtype=np.int64)
+        except (TypeError, ValueError):
+            continue
+    if "labels" not in out and "input_ids" in out:
+        out["labels"] = out["input_ids"].copy()
+    return out
