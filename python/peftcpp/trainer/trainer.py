@@ -546,13 +546,10 @@ def _np_state_from_json(st):
 
 
 def _plot_losses(history, path):
-    """loss.png (train and validation curves) when matplotlib is installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:
-        return
+    """loss.png: the train and validation curves."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
     tr = [(h["step"], h["loss"]) for h in history if "loss" in h]
     ev = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     if not tr and not ev:
