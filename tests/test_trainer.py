@@ -334,8 +334,9 @@ def test_kill_9_mid_checkpoint_then_resume(base_dir, tmp_path):
     script.write_text(KILL_SCRIPT.format(tests=os.path.dirname(__file__), base=base_dir, tmp=str(tmp_path / "b"),
                                          kw=kw))
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "python"),
-                                         env.get("PYTHONPATH", "")])
+    if os.environ.get("PEFTCPP_CORE_DIR"):  # a development build: the package is the source tree
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "python"),
+                                             env.get("PYTHONPATH", "")])
     p = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
     out = tmp_path / "b" / "out"
