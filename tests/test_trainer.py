@@ -394,3 +394,24 @@ def test_positional_datasets_and_input_ids_only_items(base_dir, tmp_path):
     assert set(tr.evaluate()) >= {"eval_loss"}
     with pytest.raises(ValueError, match="save_strategy='best'"):
         TrainingArguments(output_dir="x", save_strategy="best")
+
+
+
+def test_group_by_length_cuts_padding_and_resumes_exactly(base_dir, tmp_path, capsys):
+    """Length-grouped batches waste less compute on padding than shuffled ones
+    (reported at the start), and resuming them is still exact."""
+    kw = dict(max_steps=6, save_strategy="steps", save_steps=3, per_device_train_batch_size=4)
+    plain = Trainer(lora_model(base_dir), args(tmp_path / "p", max_steps=1, per_device_train_batch_size=4),
+                    train_dataset=dataset(48, vary=True))
+    plain.train()
+    grouped = Trainer(lora_model(base_dir), args(tmp_path / "a", group_by_length=True, **kw),
+                      train_dataset=dataset(48, vary=True))
+    grouped.train()
+    assert grouped.state.padding_fraction < plain.state.padding_fraction
+    assert "Padding:" in capsys.readouterr().out
+    full = [h["loss"] for h in grouped.state.log_history if "loss" in h]
+    again = Trainer(lora_model(base_dir, seed=1), args(tmp_path / "a", group_by_length=True, **kw),
+                    train_dataset=dataset(48, vary=True))
+    again.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / "checkpoint-3"))
+    resumed = [h["loss"] for h in again.state.log_history if "loss" in h]
+    assert resumed[-3:] == full[-3:]

@@ -46,6 +46,7 @@ class TrainerState:
         self.train_batch_size = None
         self.total_flos = 0
         self.trained_tokens = 0
+        self.padding_fraction = None
         self.best_model_checkpoint = None
 
     def to_dict(self):
@@ -193,14 +194,29 @@ class Trainer:
         return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
 
     def _train_batches(self, epoch):
-        """The list of micro-batches (lists of dataset indices) of one epoch."""
+        """The list of micro-batches (lists of dataset indices) of one epoch:
+        a seeded shuffle cut in order, or with group_by_length, batches of
+        similar lengths (in a seeded order) so little compute goes to padding.
+        Either way a pure function of (seed, epoch), so resuming is exact."""
         n = len(self.train_dataset)
-        order = self._get_train_order(epoch, n)
         bs = self.args.per_device_train_batch_size
+        if self.args.group_by_length:
+            from ..data.batching import length_grouped_batches
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return length_grouped_batches(self._train_lengths(), bs, seed=int(seed) * 1000003 + int(epoch),
+                                          drop_last=bool(self.args.dataloader_drop_last))
+        order = self._get_train_order(epoch, n)
         batches = [order[i:i + bs] for i in range(0, n, bs)]
         if self.args.dataloader_drop_last and batches and len(batches[-1]) < bs:
             batches.pop()
         return batches
+
+    def _train_lengths(self):
+        ds = self.train_dataset
+        lengths = getattr(ds, "lengths", None)
+        if lengths is not None:
+            return list(lengths)
+        return [len(ds[i]["input_ids"]) for i in range(len(ds))]
 
     def _get_train_order(self, epoch, n):
         """Overridable (like HF's _get_train_sampler): the index order of an epoch."""
@@ -314,6 +330,11 @@ class Trainer:
                 if stop:
                     break
                 batches = self._train_batches(epoch)
+                if epoch == start_epoch:
+                    from ..data.batching import padding_fraction
+                    self.state.padding_fraction = float(padding_fraction(self._train_lengths(), batches))
+                    bar.write(f"Padding: {100 * self.state.padding_fraction:.1f}% of the batched positions "
+                              f"are padding{' (length-grouped batches)' if args.group_by_length else ''}")
                 first = start_step if epoch == start_epoch else 0
                 for step_in_epoch in range(first, steps_per_epoch):
                     micro = batches[step_in_epoch * gas:(step_in_epoch + 1) * gas]
