@@ -130,3 +130,13 @@ def test_left_padded_forward_matches_transformers(tmp_path):
     got = model(x, attention_mask=mask).logits.numpy()
     real = mask.astype(bool)  # padded query rows are undefined in both
     assert np.abs(got[real] - expect[real]).max() / np.abs(expect[real]).max() <= 1e-4
+
+
+def test_invalid_config_json_names_file_and_line(tmp_path):
+    tiny_llama(tmp_path)
+    (tmp_path / "config.json").write_text('{\n  "model_type": "llama",\n  oops\n}')
+    with pytest.raises(ValueError, match=r"config.json: invalid JSON at line 3"):
+        AutoModelForCausalLM.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"config.json: expected a JSON object, got list"):
+        AutoModelForCausalLM.from_pretrained(tmp_path)

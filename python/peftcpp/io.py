@@ -13,7 +13,7 @@ import numpy as np
 from . import _core
 from ._tensor import Tensor
 
-__all__ = ["load_file", "load_file_with_metadata", "save_file", "write_text_atomic", "write_json_atomic"]
+__all__ = ["load_file", "load_file_with_metadata", "save_file", "write_text_atomic", "write_json_atomic", "read_json_object"]
 
 
 def load_file(filename):
@@ -81,3 +81,19 @@ def write_json_atomic(path, obj, indent=2, sort_keys=False, ensure_ascii=False, 
     import json
     text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
     write_text_atomic(path, text + ("\n" if trailing_newline else ""))
+
+
+def read_json_object(path):
+    """The JSON object in `path`; errors name the file, line and column."""
+    import json
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(d).__name__}")
+    return d

@@ -1,8 +1,8 @@
 """AutoConfig / AutoModelForCausalLM: pick the architecture from
 config.json's model_type."""
-import json
 
 from ..hub import resolve_file
+from ..io import read_json_object
 from .configuration import CONFIG_NAME
 
 _REGISTRY = {}
@@ -21,11 +21,7 @@ def _entry(model_type, where):
 
 def _read_config(name_or_path, **hub):
     path = resolve_file(name_or_path, CONFIG_NAME, **hub)
-    with open(path, encoding="utf-8") as f:
-        try:
-            d = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    d = read_json_object(path)
     if "model_type" not in d:
         raise ValueError(f"{path}: no model_type")
     return path, d

@@ -5,7 +5,7 @@ import json
 import os
 
 from ..hub import resolve_file
-from ..io import write_text_atomic
+from ..io import read_json_object, write_text_atomic
 
 CONFIG_NAME = "config.json"
 
@@ -67,14 +67,7 @@ class PretrainedConfig:
 
     @classmethod
     def from_json_file(cls, path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        return cls.from_dict(d)
+        return cls.from_dict(read_json_object(path))
 
     def __repr__(self):
         return f"{type(self).__name__} {self.to_json_string()}"

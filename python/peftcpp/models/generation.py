@@ -63,14 +63,8 @@ class GenerationConfig:
     def from_pretrained(cls, name_or_path, config_file_name=GENERATION_CONFIG_NAME, **hub_kwargs):
         from ..hub import resolve_file
         path = resolve_file(name_or_path, config_file_name, **hub_kwargs)
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        return cls.from_dict(d)
+        from ..io import read_json_object
+        return cls.from_dict(read_json_object(path))
 
     def to_dict(self):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and v is not None}
