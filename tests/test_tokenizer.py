@@ -404,7 +404,7 @@ def test_return_tensors(pair):
     assert a["input_ids"].dtype == np.int64 and a["attention_mask"].dtype == np.int64
     np.testing.assert_array_equal(a["input_ids"], b["input_ids"])
     np.testing.assert_array_equal(a.attention_mask, b["attention_mask"])
-    for kind in ("pc", "peftcpp"):
+    for kind in ("pc", "peftcpp", "pt"):  # "pt": transformers scripts run unchanged on peftcpp tensors
         c = ours(batch, padding=True, return_tensors=kind)
         assert isinstance(c["input_ids"], peftcpp.Tensor) and c["input_ids"].dtype == peftcpp.int64
         assert tuple(c["input_ids"].shape) == b["input_ids"].shape
@@ -415,8 +415,11 @@ def test_return_tensors(pair):
     assert ours.decode(single[0]) == "hello"
     assert ours.batch_decode(ours(batch, padding=True, return_tensors="pc")["input_ids"],
                              skip_special_tokens=True) == batch
+    assert ours("hello", return_tensors="pt").to("cpu")["input_ids"].shape == (1, len(ours.encode("hello")))
+    with pytest.raises(ValueError, match="CPU only"):
+        ours("hello", return_tensors="pt").to("cuda:0")
     with pytest.raises(ValueError, match="not supported.*'pc'"):
-        ours("hello", return_tensors="pt")
+        ours("hello", return_tensors="tf")
     with pytest.raises(ValueError, match="padding"):
         ours(batch, return_tensors="np")  # ragged batch
 

@@ -105,12 +105,14 @@ def _normalize_tensor_type(tensor_type):
     t = getattr(tensor_type, "value", tensor_type)
     if t in ("np", "numpy"):
         return "np"
-    if t in ("pc", "peftcpp"):
+    # "pt" is what every transformers script writes; peftcpp's tensors play
+    # torch's part here, so the user's code runs unchanged.
+    if t in ("pc", "peftcpp", "pt"):
         return "pc"
-    if t in ("pt", "tf", "jax", "mlx"):
-        raise ValueError(f"return_tensors={t!r} is not supported: peftcpp does not use torch/tf/jax tensors. Use "
-                         "return_tensors='pc' (peftcpp int64 tensors) or 'np' (numpy arrays).")
-    raise ValueError(f"Unknown return_tensors={tensor_type!r}; use None, 'np' or 'pc' ('peftcpp').")
+    if t in ("tf", "jax", "mlx"):
+        raise ValueError(f"return_tensors={t!r} is not supported: peftcpp does not use tf/jax/mlx tensors. Use "
+                         "return_tensors='pt' or 'pc' (peftcpp int64 tensors) or 'np' (numpy arrays).")
+    raise ValueError(f"Unknown return_tensors={tensor_type!r}; use None, 'np', 'pt' or 'pc' (peftcpp tensors).")
 
 
 class BatchEncoding(dict):
@@ -142,6 +144,13 @@ class BatchEncoding(dict):
     def __setstate__(self, state):
         self.update(state["data"])
         self._encodings = state["encodings"]
+
+    def to(self, device):
+        """transformers' ``.to(model.device)``: peftcpp computes on the CPU, so
+        "cpu" (or a model's ``device``) keeps the batch as it is."""
+        if str(device).split(":")[0] != "cpu":
+            raise ValueError(f"BatchEncoding.to({device!r}): peftcpp runs on the CPU only; use 'cpu' or model.device")
+        return self
 
     @property
     def encodings(self):

@@ -59,6 +59,27 @@ def load_checkpoint(name_or_path, **hub_kwargs):
     return tensors, origin
 
 
+
+# Loading options of transformers that only place or stage weights: on one
+# CPU with memory-mapped checkpoints they have nothing to do, so scripts that
+# pass them run unchanged. They must not land in the config (they would be
+# saved into config.json).
+_PLACEMENT_KWARGS = ("low_cpu_mem_usage", "trust_remote_code", "use_safetensors", "local_files_only",
+                     "offload_folder", "offload_state_dict", "max_memory", "_fast_init", "force_download")
+
+
+def _pop_placement_kwargs(kwargs):
+    device_map = kwargs.pop("device_map", None)
+    if device_map is not None and not (device_map in ("auto", "cpu", "balanced", "sequential", 0)
+                                       or (isinstance(device_map, dict)
+                                           and all(str(v) == "cpu" for v in device_map.values()))):
+        raise ValueError(f"device_map={device_map!r}: peftcpp runs on the CPU; use device_map='auto' or 'cpu'")
+    if kwargs.pop("quantization_config", None) is not None or kwargs.pop("load_in_4bit", False) \
+            or kwargs.pop("load_in_8bit", False):
+        raise NotImplementedError("quantized loading (bitsandbytes / QLoRA) is not supported yet by peftcpp")
+    for k in _PLACEMENT_KWARGS:
+        kwargs.pop(k, None)
+
 class PreTrainedModel(Module):
     config_class = None
     base_model_prefix = "model"
@@ -79,6 +100,7 @@ class PreTrainedModel(Module):
         dtype (a bf16 checkpoint stays bf16: half the memory, frozen);
         float32 converts and makes the weights trainable."""
         hub = {k: kwargs.pop(k) for k in ("token", "revision", "cache_dir") if k in kwargs}
+        _pop_placement_kwargs(kwargs)
         if config is None:
             config = cls.config_class.from_pretrained(name_or_path, **hub)
         for k, v in kwargs.items():
