@@ -45,7 +45,7 @@ from ._tensor import (  # noqa: E402
     reset_peak_memory,
 )
 from . import io, nn, optim, utils  # noqa: E402
-from .models import AutoConfig, AutoModelForCausalLM  # noqa: E402
+from .models import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, T5ForConditionalGeneration  # noqa: E402
 from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
 from .data import load_dataset, merge_datasets  # noqa: E402
 from .trainer import (  # noqa: E402

@@ -1,6 +1,6 @@
 """Causal language models written on the engine, one file per
 architecture, with transformers' module and parameter names."""
-from .auto import AutoConfig, AutoModelForCausalLM, register
+from .auto import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, register, register_seq2seq
 from .cache import DynamicCache
 from .configuration import PretrainedConfig
 from .generation import GenerationConfig, GenerationMixin
@@ -13,6 +13,7 @@ from .smollm3 import SmolLM3Config, SmolLM3ForCausalLM
 from .gemma3 import Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGenerationText, Gemma3TextConfig
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .modeling_utils import PreTrainedModel
+from .t5 import T5Config, T5EncoderModel, T5ForConditionalGeneration, T5Model
 
 register("llama", LlamaConfig, LlamaForCausalLM)
 register("mistral", MistralConfig, MistralForCausalLM)
@@ -23,8 +24,10 @@ register("phi3", Phi3Config, Phi3ForCausalLM)
 register("gemma3_text", Gemma3TextConfig, Gemma3ForCausalLM)
 register("gemma3", Gemma3Config, Gemma3ForConditionalGenerationText)
 register("gpt2", GPT2Config, GPT2LMHeadModel)
+register_seq2seq("t5", T5Config, T5ForConditionalGeneration)
 
-__all__ = ["AutoConfig", "AutoModelForCausalLM", "DynamicCache", "GenerationConfig", "GenerationMixin",
+__all__ = ["AutoConfig", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "T5Config", "T5EncoderModel",
+           "T5ForConditionalGeneration", "T5Model", "DynamicCache", "GenerationConfig", "GenerationMixin",
            "Gemma3ForCausalLM", "Gemma3TextConfig", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig", "LlamaForCausalLM",
            "MistralConfig", "MistralForCausalLM", "Phi3Config", "Phi3ForCausalLM", "Qwen2Config", "Qwen2ForCausalLM",
            "Qwen3Config", "Qwen3ForCausalLM", "SmolLM3Config", "SmolLM3ForCausalLM",

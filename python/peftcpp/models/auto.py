@@ -6,10 +6,18 @@ from ..io import read_json_object
 from .configuration import CONFIG_NAME
 
 _REGISTRY = {}
+_SEQ2SEQ_REGISTRY = {}
 
 
 def register(model_type, config_class, model_class):
     _REGISTRY[model_type] = (config_class, model_class)
+
+
+def register_seq2seq(model_type, config_class, model_class):
+    """An encoder-decoder: AutoConfig and AutoModelForSeq2SeqLM know it,
+    AutoModelForCausalLM refers to the latter."""
+    _REGISTRY.setdefault(model_type, (config_class, None))
+    _SEQ2SEQ_REGISTRY[model_type] = (config_class, model_class)
 
 
 def _entry(model_type, where):
@@ -49,10 +57,33 @@ class AutoModelForCausalLM:
         hub = {k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs}
         path, d = _read_config(name_or_path, **hub)
         config_class, model_class = _entry(d["model_type"], path)
+        if model_class is None:
+            raise ValueError(f"{path}: model_type '{d['model_type']}' is an encoder-decoder; load it with "
+                             "AutoModelForSeq2SeqLM")
         config = config_class.from_dict(d)
         return model_class.from_pretrained(name_or_path, *args, config=config, **kwargs)
 
     @staticmethod
     def from_config(config):
         _, model_class = _entry(config.model_type, "config")
+        if model_class is None:
+            raise ValueError(f"model_type '{config.model_type}' is an encoder-decoder; use AutoModelForSeq2SeqLM")
         return model_class(config)
+
+
+class AutoModelForSeq2SeqLM:
+    @staticmethod
+    def from_pretrained(name_or_path, *args, **kwargs):
+        hub = {k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs}
+        path, d = _read_config(name_or_path, **hub)
+        if d["model_type"] not in _SEQ2SEQ_REGISTRY:
+            raise ValueError(f"{path}: model_type '{d['model_type']}' is not a supported sequence-to-sequence model; "
+                             f"supported: {', '.join(sorted(_SEQ2SEQ_REGISTRY))}")
+        config_class, model_class = _SEQ2SEQ_REGISTRY[d["model_type"]]
+        return model_class.from_pretrained(name_or_path, *args, config=config_class.from_dict(d), **kwargs)
+
+    @staticmethod
+    def from_config(config):
+        if config.model_type not in _SEQ2SEQ_REGISTRY:
+            raise ValueError(f"model_type '{config.model_type}' is not a supported sequence-to-sequence model")
+        return _SEQ2SEQ_REGISTRY[config.model_type][1](config)

@@ -234,7 +234,24 @@ class PeftModelForCausalLM(PeftModel):
 
 
 class PeftModelForSeq2SeqLM(PeftModel):
-    pass
+    """PEFT's forward for encoder-decoders: the encoder and decoder inputs
+    go to the base model by name (extra batch keys pass through)."""
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, decoder_input_ids=None,
+                decoder_attention_mask=None, decoder_inputs_embeds=None, labels=None, **kwargs):
+        kwargs.pop("adapter_names", None)
+        kwargs.pop("task_ids", None)
+        for k in ("output_attentions", "output_hidden_states", "return_dict"):
+            if kwargs.get(k) is None:
+                kwargs.pop(k, None)
+        return self.get_base_model()(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                     decoder_input_ids=decoder_input_ids,
+                                     decoder_attention_mask=decoder_attention_mask,
+                                     decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        kwargs.pop("adapter_names", None)
+        return self.get_base_model().generate(*args, **kwargs)
 
 
 class PeftModelForSequenceClassification(PeftModel):
