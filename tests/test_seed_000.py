@@ -278,3 +278,21 @@ def test_seed_000_runs_unchanged_and_matches_peft(model_dir, tmp_path):
                                max_new_tokens=10, do_sample=False)
     np.testing.assert_array_equal(out, want_ids.numpy())
     assert ours_out["gen"].startswith("[")
+
+
+def test_data_collator_for_seq2seq_matches_transformers(model_dir):
+    path, tok = model_dir
+    import peftcpp
+    ours_tok = peftcpp.AutoTokenizer.from_pretrained(path)
+    ref_tok = transformers.AutoTokenizer.from_pretrained(path)
+    feats = [{"input_ids": tok.encode(s).ids, "labels": tok.encode(t).ids} for s, t in PAIRS[:3]]
+    ours_model = peftcpp.AutoModelForSeq2SeqLM.from_pretrained(path)
+    ref_model = transformers.T5ForConditionalGeneration.from_pretrained(path)
+    for kw in ({}, {"pad_to_multiple_of": 8}):
+        got = peftcpp.DataCollatorForSeq2Seq(ours_tok, model=ours_model, **kw)([dict(f) for f in feats])
+        want = transformers.DataCollatorForSeq2Seq(ref_tok, model=ref_model, return_tensors="pt", **kw)(
+            [dict(f) for f in feats])
+        want = {k: v.numpy() for k, v in want.items()}
+        assert sorted(got) == sorted(want) == ["attention_mask", "decoder_input_ids", "input_ids", "labels"]
+        for k in got:
+            np.testing.assert_array_equal(got[k], np.asarray(want[k]), err_msg=k)

@@ -51,6 +51,7 @@ from .data import load_dataset, merge_datasets  # noqa: E402
 from .trainer import (  # noqa: E402
     DataCollatorForCausalLM,
     DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
     Trainer,
     TrainingArguments,
     TrainingDivergedError,

@@ -396,6 +396,10 @@ class T5PreTrainedModel(PreTrainedModel):
         if gc is not None:
             gc.save_pretrained(save_directory)
 
+    def prepare_decoder_input_ids_from_labels(self, labels):
+        """transformers' hook for DataCollatorForSeq2Seq: labels shifted right."""
+        return self._shift_right(labels)
+
     def _shift_right(self, labels):
         start = getattr(self.config, "decoder_start_token_id", None)
         pad = getattr(self.config, "pad_token_id", None)

@@ -2,7 +2,8 @@
 dicts → padded int64 numpy arrays the models take."""
 import numpy as np
 
-__all__ = ["DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "default_data_collator"]
+__all__ = ["DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "DataCollatorForSeq2Seq",
+           "default_data_collator"]
 
 
 def _pad_id(tokenizer, pad_token_id):
@@ -103,6 +104,47 @@ class DataCollatorForLanguageModeling(DataCollatorForCausalLM):
         labels[batch["input_ids"] == self.pad_token_id] = self.label_pad_token_id
         labels[batch["attention_mask"] == 0] = self.label_pad_token_id
         batch["labels"] = labels
+        return batch
+
+
+class DataCollatorForSeq2Seq:
+    """transformers' ``DataCollatorForSeq2Seq``: pads the encoder inputs with
+    the tokenizer, the labels with ``label_pad_token_id`` on the tokenizer's
+    padding side, and adds ``decoder_input_ids`` (labels shifted right) when
+    ``model`` can make them."""
+
+    def __init__(self, tokenizer, model=None, padding=True, max_length=None, pad_to_multiple_of=None,
+                 label_pad_token_id=-100, return_tensors="np"):
+        if tokenizer is None:
+            raise ValueError("DataCollatorForSeq2Seq needs the tokenizer (it pads the encoder inputs)")
+        self.tokenizer, self.model, self.padding = tokenizer, model, padding
+        self.max_length, self.pad_to_multiple_of = max_length, pad_to_multiple_of
+        self.label_pad_token_id = int(label_pad_token_id)
+
+    def __call__(self, features):
+        if not features:
+            raise ValueError("DataCollatorForSeq2Seq: empty batch")
+        labels = [_as_list(f["labels"]) for f in features] if "labels" in features[0] else None
+        rest = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        batch = dict(self.tokenizer.pad(rest, padding=self.padding, max_length=self.max_length,
+                                        pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="np"))
+        batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+        if labels is not None:
+            T = _target_len([len(x) for x in labels], None, self.pad_to_multiple_of)
+            out = np.full((len(labels), T), self.label_pad_token_id, dtype=np.int64)
+            left = getattr(self.tokenizer, "padding_side", "right") == "left"
+            for b, lab in enumerate(labels):
+                if lab:
+                    if left:
+                        out[b, T - len(lab):] = lab
+                    else:
+                        out[b, :len(lab)] = lab
+            batch["labels"] = out
+            make = getattr(self.model, "prepare_decoder_input_ids_from_labels", None)
+            if make is not None:
+                dec = make(labels=out)
+                batch["decoder_input_ids"] = np.asarray(dec.numpy() if hasattr(dec, "numpy") else dec,
+                                                        dtype=np.int64)
         return batch
 
 

@@ -225,9 +225,13 @@ class Trainer:
     def _collate(self, indices):
         return self.data_collator([self.train_dataset[int(i)] for i in indices])
 
-    @staticmethod
-    def _count_label_tokens(batch):
+    def _count_label_tokens(self, batch):
+        # Causal LMs predict labels[1:] (the loss shifts); encoder-decoders
+        # predict every label. The count weighs accumulated micro-batches.
         labels = np.asarray(batch["labels"])
+        config = getattr(self.model, "config", None)
+        if getattr(config, "is_encoder_decoder", False):
+            return int((labels != -100).sum())
         return int((labels[..., 1:] != -100).sum())
 
     @staticmethod

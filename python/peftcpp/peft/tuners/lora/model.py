@@ -13,6 +13,7 @@ TARGET_MODULES_MAPPING = {
     "llama": ["q_proj", "v_proj"], "mistral": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"],
     "qwen3": ["q_proj", "v_proj"], "smollm3": ["q_proj", "v_proj"], "gemma3_text": ["q_proj", "v_proj"],
     "gemma3": ["q_proj", "v_proj"], "phi3": ["qkv_proj"], "gpt2": ["c_attn"],
+    "t5": ["q", "v"],
 }
 
 
