@@ -20,4 +20,7 @@ void init_loss(py::module_& m);      // cross-entropy (fused with the output pro
 void init_optim(py::module_& m);     // AdamW, SGD, clipping
 void init_io(py::module_& m);        // safetensors
 void init_gguf(py::module_& m);      // GGUF files
+void init_quant(py::module_& m);     // float32 -> ggml quantized rows
+void init_gguf_writer(py::module_& m);  // GGUF writing
+void init_quantize_model(py::module_& m);  // whole-file GGUF quantization
 }  // namespace peftcpp

@@ -12,4 +12,7 @@ PYBIND11_MODULE(_core, m) {
   peftcpp::init_optim(m);
   peftcpp::init_io(m);
   peftcpp::init_gguf(m);
+  peftcpp::init_quant(m);
+  peftcpp::init_gguf_writer(m);
+  peftcpp::init_quantize_model(m);
 }

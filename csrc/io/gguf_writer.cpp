@@ -1,0 +1,339 @@
+// GGUF v3 writer: header, metadata in insertion order, tensor infos with
+// offsets = running sum of alignment-padded sizes, zero padding, then each
+// tensor's bytes as its producer fills them. Written to a temporary file
+// beside the target and renamed into place only after a successful fsync.
+#include "io/gguf_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+#include "io/safetensors.h"  // FileError
+#include "quant/dequant.h"
+
+namespace peftcpp {
+
+namespace {
+
+constexpr size_t kMaxName = 64;  // GGML_MAX_NAME, including the NUL
+
+uint64_t pad_to(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+size_t scalar_size(GGUFType t) {
+  switch (t) {
+    case GGUFType::UINT8: case GGUFType::INT8: case GGUFType::BOOL: return 1;
+    case GGUFType::UINT16: case GGUFType::INT16: return 2;
+    case GGUFType::UINT32: case GGUFType::INT32: case GGUFType::FLOAT32: return 4;
+    case GGUFType::UINT64: case GGUFType::INT64: case GGUFType::FLOAT64: return 8;
+    default: return 0;
+  }
+}
+
+// Buffered output to a file descriptor; every failure is a FileError naming
+// the temporary file and the final path.
+class Out {
+ public:
+  Out(int fd, const std::string& tmp, const std::string& path) : fd_(fd), tmp_(tmp), path_(path) {
+    buf_.reserve(kBuf);
+  }
+  void bytes(const void* p, size_t n) {
+    if (buf_.size() + n > kBuf) flush();
+    if (n >= kBuf) {
+      raw(p, n);
+      return;
+    }
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    buf_.insert(buf_.end(), b, b + n);
+  }
+  template <class T>
+  void put(T v) {
+    bytes(&v, sizeof(T));
+  }
+  void str(const std::string& s) {
+    put<uint64_t>(s.size());
+    bytes(s.data(), s.size());
+  }
+  void zeros(size_t n) {
+    static const uint8_t z[64] = {};
+    while (n) {
+      size_t k = n < sizeof(z) ? n : sizeof(z);
+      bytes(z, k);
+      n -= k;
+    }
+  }
+  void flush() {
+    if (!buf_.empty()) raw(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  uint64_t pos() const { return written_ + buf_.size(); }
+  [[noreturn]] void fail(const std::string& what, int e) const {
+    throw FileError("[GGUFWriter] " + what + " '" + tmp_ + "' (for '" + path_ + "') failed: " + std::strerror(e), e);
+  }
+
+ private:
+  static constexpr size_t kBuf = 1 << 20;
+  void raw(const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      ssize_t w = ::write(fd_, c, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fail("writing", errno);
+      }
+      if (w == 0) fail("writing", ENOSPC);
+      c += w;
+      n -= static_cast<size_t>(w);
+      written_ += static_cast<uint64_t>(w);
+    }
+  }
+  int fd_;
+  const std::string& tmp_;
+  const std::string& path_;
+  std::vector<uint8_t> buf_;
+  uint64_t written_ = 0;
+};
+
+void write_value(Out& o, const GGUFValue& v, const std::string& key);
+
+void write_array_body(Out& o, const GGUFValue& v, const std::string& key) {
+  o.put<int32_t>(static_cast<int32_t>(v.elem_type));
+  o.put<uint64_t>(v.count);
+  const size_t es = scalar_size(v.elem_type);
+  if (es) {
+    PC_CHECK(v.numbers.size() == v.count * es, "[GGUFWriter] key '", key, "': array holds ", v.numbers.size(),
+             " bytes but count ", v.count, " of ", gguf_type_name(v.elem_type), " needs ", v.count * es);
+    o.bytes(v.numbers.data(), v.numbers.size());
+  } else if (v.elem_type == GGUFType::STRING) {
+    PC_CHECK(v.strings.size() == v.count, "[GGUFWriter] key '", key, "': count ", v.count, " but ",
+             v.strings.size(), " strings");
+    for (const auto& s : v.strings) o.str(s);
+  } else if (v.elem_type == GGUFType::ARRAY) {
+    PC_CHECK(v.arrays.size() == v.count, "[GGUFWriter] key '", key, "': count ", v.count, " but ", v.arrays.size(),
+             " arrays");
+    for (const auto& a : v.arrays) {
+      PC_CHECK(a.is_array(), "[GGUFWriter] key '", key, "': element of an array of arrays is not an array");
+      write_array_body(o, a, key);
+    }
+  } else {
+    PC_CHECK(false, "[GGUFWriter] key '", key, "': unknown array element type ", static_cast<int>(v.elem_type));
+  }
+}
+
+void write_value(Out& o, const GGUFValue& v, const std::string& key) {
+  o.put<int32_t>(static_cast<int32_t>(v.type));
+  switch (v.type) {
+    case GGUFType::UINT8: case GGUFType::BOOL: o.put<uint8_t>(static_cast<uint8_t>(v.u)); break;
+    case GGUFType::UINT16: o.put<uint16_t>(static_cast<uint16_t>(v.u)); break;
+    case GGUFType::UINT32: o.put<uint32_t>(static_cast<uint32_t>(v.u)); break;
+    case GGUFType::UINT64: o.put<uint64_t>(v.u); break;
+    case GGUFType::INT8: o.put<int8_t>(static_cast<int8_t>(v.i)); break;
+    case GGUFType::INT16: o.put<int16_t>(static_cast<int16_t>(v.i)); break;
+    case GGUFType::INT32: o.put<int32_t>(static_cast<int32_t>(v.i)); break;
+    case GGUFType::INT64: o.put<int64_t>(v.i); break;
+    case GGUFType::FLOAT32: o.put<float>(static_cast<float>(v.f)); break;
+    case GGUFType::FLOAT64: o.put<double>(v.f); break;
+    case GGUFType::STRING: o.str(v.str); break;
+    case GGUFType::ARRAY: write_array_body(o, v, key); break;
+  }
+}
+
+void check_value(const GGUFValue& v, const std::string& key) {
+  const int t = static_cast<int>(v.type);
+  PC_CHECK(t >= 0 && t <= 12, "[GGUFWriter] key '", key, "': unknown value type ", t);
+  if (v.is_array()) {
+    const int et = static_cast<int>(v.elem_type);
+    PC_CHECK(et >= 0 && et <= 12, "[GGUFWriter] key '", key, "': unknown array element type ", et);
+  }
+}
+
+void fsync_parent_dir(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);  // makes the rename durable; a failure loses nothing written
+    ::close(fd);
+  }
+}
+
+std::atomic<uint64_t> g_tmp_counter{0};
+
+}  // namespace
+
+GGUFWriter::GGUFWriter(std::string path, uint32_t alignment) : path_(std::move(path)), alignment_(alignment) {
+  PC_CHECK(alignment_ > 0 && (alignment_ & (alignment_ - 1)) == 0, "[GGUFWriter] '", path_,
+           "': alignment must be a power of two, got ", alignment_);
+  PC_CHECK(!path_.empty(), "[GGUFWriter] empty output path");
+}
+
+void GGUFWriter::set(const std::string& key, GGUFValue value) {
+  PC_CHECK(!key.empty(), "[GGUFWriter] '", path_, "': metadata keys must be non-empty");
+  check_value(value, key);
+  for (auto& kv : kv_) {
+    if (kv.first == key) {
+      kv.second = std::move(value);
+      return;
+    }
+  }
+  kv_.emplace_back(key, std::move(value));
+}
+
+void GGUFWriter::remove(const std::string& key) {
+  for (auto it = kv_.begin(); it != kv_.end(); ++it) {
+    if (it->first == key) {
+      kv_.erase(it);
+      return;
+    }
+  }
+}
+
+const GGUFValue* GGUFWriter::find(const std::string& key) const {
+  for (const auto& kv : kv_)
+    if (kv.first == key) return &kv.second;
+  return nullptr;
+}
+
+void GGUFWriter::add_tensor(const std::string& name, int type_id, std::vector<int64_t> ne, Producer produce) {
+  PC_CHECK(!name.empty(), "[GGUFWriter] '", path_, "': tensor names must be non-empty");
+  PC_CHECK(name.size() < kMaxName, "[GGUFWriter] tensor '", name, "': name is ", name.size(),
+           " bytes; GGUF allows at most ", kMaxName - 1);
+  for (const auto& t : tensors_) PC_CHECK(t.name != name, "[GGUFWriter] tensor '", name, "' added twice");
+  PC_CHECK(ne.size() >= 1 && ne.size() <= 4, "[GGUFWriter] tensor '", name, "': ", ne.size(),
+           " dims; GGUF allows 1 to 4");
+  const GGMLTypeTraits tt = ggml_type_traits(type_id);
+  PC_CHECK(tt.known && tt.block_size > 0 && tt.type_size > 0, "[GGUFWriter] tensor '", name,
+           "': unknown ggml type id ", type_id);
+  uint64_t numel = 1;
+  for (int64_t d : ne) {
+    PC_CHECK(d >= 0, "[GGUFWriter] tensor '", name, "': negative dimension ", d);
+    numel *= static_cast<uint64_t>(d);
+  }
+  PC_CHECK(ne[0] % tt.block_size == 0, "[GGUFWriter] tensor '", name, "': row length ne[0]=", ne[0],
+           " is not a multiple of the ", tt.name, " block size ", tt.block_size);
+  PC_CHECK(static_cast<bool>(produce), "[GGUFWriter] tensor '", name, "': no data producer");
+  const uint64_t nbytes = numel / static_cast<uint64_t>(tt.block_size) * static_cast<uint64_t>(tt.type_size);
+  tensors_.push_back(Entry{name, type_id, std::move(ne), nbytes, std::move(produce)});
+}
+
+void GGUFWriter::write(const std::function<void(size_t, size_t)>& progress) {
+  // The alignment key, when needed, goes first like any other metadata: set
+  // here so a caller's own value is overridden by the writer's real one.
+  if (alignment_ != 32) {
+    set("general.alignment", u32(alignment_));
+  } else if (const GGUFValue* a = find("general.alignment")) {
+    PC_CHECK(a->type == GGUFType::UINT32 && a->u == 32, "[GGUFWriter] '", path_,
+             "': general.alignment metadata disagrees with the writer's alignment 32");
+  }
+  const std::string tmp = path_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_tmp_counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int e = errno;
+    throw FileError("[GGUFWriter] cannot create '" + tmp + "' (for '" + path_ + "'): " + std::strerror(e), e);
+  }
+  try {
+    Out o(fd, tmp, path_);
+    o.bytes("GGUF", 4);
+    o.put<uint32_t>(3);
+    o.put<int64_t>(static_cast<int64_t>(tensors_.size()));
+    o.put<int64_t>(static_cast<int64_t>(kv_.size()));
+    for (const auto& [k, v] : kv_) {
+      o.str(k);
+      write_value(o, v, k);
+    }
+    uint64_t offset = 0;
+    for (const auto& t : tensors_) {
+      o.str(t.name);
+      o.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
+      for (int64_t d : t.ne) o.put<int64_t>(d);
+      o.put<int32_t>(t.type_id);
+      o.put<uint64_t>(offset);
+      offset += pad_to(t.nbytes, alignment_);
+    }
+    o.zeros(pad_to(o.pos(), alignment_) - o.pos());
+    std::vector<uint8_t> buf;
+    for (size_t k = 0; k < tensors_.size(); ++k) {
+      const Entry& t = tensors_[k];
+      buf.assign(t.nbytes, 0);
+      t.produce(buf.data(), t.nbytes);
+      o.bytes(buf.data(), buf.size());
+      o.zeros(pad_to(t.nbytes, alignment_) - t.nbytes);
+      if (progress) progress(k + 1, tensors_.size());
+    }
+    o.flush();
+    if (::fsync(fd) != 0) o.fail("fsync of", errno);
+    const int rc = ::close(fd);
+    fd = -1;
+    if (rc != 0) o.fail("closing", errno);
+    if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+      const int e = errno;
+      throw FileError("[GGUFWriter] cannot rename '" + tmp + "' to '" + path_ + "': " + std::strerror(e), e);
+    }
+  } catch (...) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  fsync_parent_dir(path_);
+}
+
+GGUFValue GGUFWriter::u32(uint32_t v) {
+  GGUFValue g;
+  g.type = GGUFType::UINT32;
+  g.u = v;
+  return g;
+}
+GGUFValue GGUFWriter::i32(int32_t v) {
+  GGUFValue g;
+  g.type = GGUFType::INT32;
+  g.i = v;
+  return g;
+}
+GGUFValue GGUFWriter::f32(float v) {
+  GGUFValue g;
+  g.type = GGUFType::FLOAT32;
+  g.f = v;
+  return g;
+}
+GGUFValue GGUFWriter::boolean(bool v) {
+  GGUFValue g;
+  g.type = GGUFType::BOOL;
+  g.u = v ? 1 : 0;
+  return g;
+}
+GGUFValue GGUFWriter::string(std::string v) {
+  GGUFValue g;
+  g.type = GGUFType::STRING;
+  g.str = std::move(v);
+  return g;
+}
+GGUFValue GGUFWriter::string_array(std::vector<std::string> v) {
+  GGUFValue g;
+  g.type = GGUFType::ARRAY;
+  g.elem_type = GGUFType::STRING;
+  g.count = v.size();
+  g.strings = std::move(v);
+  return g;
+}
+
+namespace {
+template <class T>
+GGUFValue numeric_array(GGUFType et, const std::vector<T>& v) {
+  GGUFValue g;
+  g.type = GGUFType::ARRAY;
+  g.elem_type = et;
+  g.count = v.size();
+  g.numbers.resize(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(g.numbers.data(), v.data(), g.numbers.size());
+  return g;
+}
+}  // namespace
+
+GGUFValue GGUFWriter::i32_array(const std::vector<int32_t>& v) { return numeric_array(GGUFType::INT32, v); }
+GGUFValue GGUFWriter::u32_array(const std::vector<uint32_t>& v) { return numeric_array(GGUFType::UINT32, v); }
+GGUFValue GGUFWriter::f32_array(const std::vector<float>& v) { return numeric_array(GGUFType::FLOAT32, v); }
+
+}  // namespace peftcpp
