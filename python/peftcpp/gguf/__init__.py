@@ -9,30 +9,14 @@
 ``convert`` and ``quantize`` are both submodules and functions: the names are
 bound to the functions here, after the submodules are imported.
 """
-import importlib as _importlib
-
 from .reader import GGUFFile, TensorInfo
 from .vocab import vocab_metadata, detect_pre_tokenizer
 from .convert import convert, GGUFExportError, SUPPORTED_ARCHS
 from .adapter import export_adapter
 from .modelfile import write_modelfile, modelfile_text
-
-
-def _optional(module, *names):
-    """Names from a sibling module that may not exist yet; a module that
-    exists but fails to import raises as usual."""
-    try:
-        mod = _importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__name__}.{module}":
-            raise
-        return {}
-    return {n: getattr(mod, n) for n in names}
-
-
-globals().update(_optional("quants", "quantize_tensor", "dequantize_tensor"))
-globals().update(_optional("quantize", "quantize"))
+from .quants import quantize_tensor, dequantize_tensor
+from .quantize import quantize
 
 __all__ = ["GGUFFile", "TensorInfo", "vocab_metadata", "detect_pre_tokenizer", "convert", "GGUFExportError",
-           "SUPPORTED_ARCHS", "export_adapter", "write_modelfile", "modelfile_text"] + [
-    n for n in ("quantize_tensor", "dequantize_tensor", "quantize") if n in globals() and callable(globals()[n])]
+           "SUPPORTED_ARCHS", "export_adapter", "write_modelfile", "modelfile_text", "quantize_tensor",
+           "dequantize_tensor", "quantize"]
