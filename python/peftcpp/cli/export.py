@@ -1,0 +1,110 @@
+"""`peftcpp fuse`, `peftcpp convert` (fuse + GGUF f16 + quantize + Ollama
+Modelfile: DonkeyTune's convert-to-gguf.sh) and `peftcpp quantize`."""
+import os
+import sys
+
+from .common import CLIError, adapter_base, check_adapter_dir, read_record
+
+# llama-quantize's names for the file types peftcpp writes (peftcpp.gguf.quantize.FILE_TYPES)
+_FALLBACK_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M",
+                   "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K")
+
+
+def quant_types():
+    try:
+        from ..gguf.quantize import FILE_TYPES
+        return tuple(FILE_TYPES)
+    except ImportError:  # the quantizer is not built in: the names it will take
+        return _FALLBACK_TYPES
+
+
+def add_parsers(sub):
+    f = sub.add_parser("fuse", help="merge the adapter into its base model (a Hugging Face folder)")
+    _fuse_args(f)
+    f.set_defaults(func=run_fuse)
+    c = sub.add_parser("convert", help="fuse, then write GGUF f16 and a quantized GGUF with an Ollama Modelfile")
+    _fuse_args(c)
+    c.add_argument("--quantize", "-q", default="Q4_K_M", help="quantization type (default: Q4_K_M)")
+    c.add_argument("--gguf-dir", default="output/gguf", help="where the GGUF files go (default: output/gguf)")
+    c.add_argument("--name", default=None,
+                   help="file name stem (default: the base model's name, as <Model>-finetuned-<TYPE>.gguf)")
+    c.set_defaults(func=run_convert)
+    q = sub.add_parser("quantize", help="quantize a GGUF file (llama-quantize)")
+    q.add_argument("input", metavar="IN", help="GGUF file (f16 / bf16 / f32)")
+    q.add_argument("output", metavar="OUT", help="GGUF file to write")
+    q.add_argument("type", metavar="TYPE", help="quantization type, e.g. Q4_K_M, Q5_K_M, Q8_0")
+    q.set_defaults(func=run_quantize)
+
+
+def _fuse_args(p):
+    p.add_argument("--model", default=None, help="base model (default: the one the adapter was trained on)")
+    p.add_argument("--adapter-path", default="output/adapters", help="adapter folder (default: output/adapters)")
+    p.add_argument("--save-path", default="output/fused_model", help="fused model folder (default: "
+                                                                       "output/fused_model)")
+
+
+def quant_type(name):
+    t = str(name).upper()
+    types = quant_types()
+    if t not in types:
+        raise CLIError(f"unknown quantization type '{name}'; supported: {', '.join(types)}")
+    return t
+
+
+def _fuse(args):
+    from ..export import fuse
+    from .common import load_adapter_model
+    d = check_adapter_dir(args.adapter_path)
+    if not os.path.isfile(os.path.join(d, "adapter_config.json")):
+        raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; it needs no fusing")
+    pm, _, base = load_adapter_model(d, args.model)  # errors (wrong base, missing model) in one sentence
+    fuse(pm, args.save_path)
+    # the tokenizer the adapter was trained with, when it was saved with it
+    if os.path.isfile(os.path.join(d, "tokenizer.json")):
+        from ..tokenization import AutoTokenizer
+        AutoTokenizer.from_pretrained(d).save_pretrained(args.save_path)
+    print(f"Fused {d} into {args.save_path}")
+    return base
+
+
+def run_fuse(args):
+    _fuse(args)
+
+
+def model_stem(adapter_dir, base):
+    """DonkeyTune's file stem: the base model's name (its last path part)."""
+    from ..default_model import DEFAULT_MODEL_NAME
+    if base is None or read_record(adapter_dir).get("model", "") is None:
+        return DEFAULT_MODEL_NAME
+    return os.path.basename(os.path.normpath(str(base)))
+
+
+def run_convert(args):
+    qt = quant_type(args.quantize)
+    check_adapter_dir(args.adapter_path)
+    base = args.model if args.model is not None else adapter_base(args.adapter_path)
+    stem = args.name or model_stem(args.adapter_path, base)
+    _fuse(args)
+    from .. import gguf
+    os.makedirs(args.gguf_dir, exist_ok=True)
+    f16 = os.path.join(args.gguf_dir, f"{stem}-finetuned-f16.gguf")
+    gguf.convert(args.save_path, f16, outtype="f16", progress=sys.stderr.isatty())
+    print(f"Wrote {f16} ({os.path.getsize(f16) / 1e6:.1f} MB)")
+    out = f16
+    if qt != "F16":
+        out = os.path.join(args.gguf_dir, f"{stem}-finetuned-{qt}.gguf")
+        gguf.quantize(f16, out, qt, progress=sys.stderr.isatty())
+        print(f"Wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    modelfile = os.path.join(args.gguf_dir, "Modelfile")
+    system = read_record(args.adapter_path).get("system_prompt")
+    gguf.write_modelfile(out, out_path=modelfile, system=system)
+    print(f"Wrote {modelfile} (ollama create {stem.lower()}-finetuned -f {modelfile})")
+
+
+def run_quantize(args):
+    qt = quant_type(args.type)
+    if not os.path.isfile(args.input):
+        raise CLIError(f"GGUF file not found: {args.input}")
+    from .. import gguf
+    gguf.quantize(args.input, args.output, qt, progress=sys.stderr.isatty())
+    print(f"Wrote {args.output} ({qt}, {os.path.getsize(args.output) / 1e6:.1f} MB)")

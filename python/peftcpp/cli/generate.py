@@ -1,0 +1,207 @@
+"""`peftcpp generate`, `peftcpp test` (DonkeyTune's test / test-prompt) and
+`peftcpp chat`: answers from a base model, an adapter (its base read from
+adapter_config.json) or a GGUF file, with mlx_lm.generate's option names."""
+import json
+import os
+import sys
+import time
+
+from .common import CLIError, load_for_inference, read_record
+
+# `peftcpp test` without a data folder to take prompts from: questions on the sample dataset's topic
+DEFAULT_TEST_PROMPTS = (
+    "How often should I water a snake plant?",
+    "Why are the leaves of my pothos turning yellow?",
+    "Is a peace lily safe for cats?",
+)
+
+
+def _common(p, adapter_default=None):
+    p.add_argument("--model", default=None, help="base model (default: the adapter's base, else the default model)")
+    p.add_argument("--adapter-path", default=adapter_default, help="adapter folder"
+                   + (f" (default: {adapter_default})" if adapter_default else ""))
+    p.add_argument("--gguf", default=None, metavar="FILE", help="a GGUF file to answer with instead")
+    p.add_argument("--system-prompt", default=None,
+                   help="system message (default: the one the adapter was trained with, if any)")
+    p.add_argument("--max-tokens", "-m", type=int, default=256, help="most tokens to generate (default: 256)")
+    p.add_argument("--temp", type=float, default=0.0, help="sampling temperature; 0 is greedy (default: 0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default: 1.0, off)")
+    p.add_argument("--top-k", type=int, default=0, help="top-k sampling (default: 0, off)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed")
+    p.add_argument("--ignore-chat-template", action="store_true", help="feed the prompt as raw text")
+
+
+def add_parsers(sub):
+    g = sub.add_parser("generate", help="answer one prompt")
+    g.add_argument("--prompt", "-p", required=True, help="the prompt ('-' reads stdin)")
+    _common(g)
+    g.set_defaults(func=run_generate)
+    t = sub.add_parser("test", help="answer three test prompts (DonkeyTune's test), or --prompt")
+    t.add_argument("--prompt", "-p", action="append", default=None,
+                   help="a prompt (repeatable; default: three prompts from the adapter's validation data)")
+    _common(t, adapter_default="output/adapters")
+    t.set_defaults(func=run_test)
+    c = sub.add_parser("chat", help="interactive chat (exit with 'exit' or Ctrl-D)")
+    _common(c)
+    c.set_defaults(func=run_chat)
+
+
+def _check(args):
+    if args.max_tokens < 1:
+        raise CLIError(f"--max-tokens must be at least 1, got {args.max_tokens}")
+    if args.temp < 0:
+        raise CLIError(f"--temp must be >= 0, got {args.temp}")
+    if not 0 < args.top_p <= 1:
+        raise CLIError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise CLIError(f"--top-k must be >= 0, got {args.top_k}")
+
+
+def _load(args):
+    _check(args)
+    if args.adapter_path is not None and args.gguf is None and not os.path.exists(args.adapter_path):
+        raise CLIError(f"adapter folder not found: {args.adapter_path} (train one with `peftcpp train`, or pass "
+                       "--adapter-path)")
+    model, tok, what = load_for_inference(args.model, args.adapter_path, args.gguf)
+    system = args.system_prompt
+    if system is None and args.adapter_path is not None and args.gguf is None:
+        system = read_record(args.adapter_path).get("system_prompt")
+    return model, tok, what, system
+
+
+def _prompt_ids(tok, messages, ignore_template):
+    if ignore_template or not getattr(tok, "chat_template", None):
+        text = "\n".join(m["content"] for m in messages)
+        return list(tok(text, add_special_tokens=True)["input_ids"])
+    return list(tok.apply_chat_template(messages, add_generation_prompt=True))
+
+
+class _Stream:
+    """generate()'s streamer: times the prompt (until the first new token),
+    and prints the answer's text as it grows when `echo`."""
+
+    def __init__(self, tok, echo):
+        self.tok, self.echo = tok, echo
+        self.ids, self.printed = [], ""
+        self.t0 = self.t_first = None
+
+    def put(self, value):
+        vals = value.tolist()
+        if self.t0 is None:  # the prompt
+            self.t0 = time.perf_counter()
+            return
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+        self.ids.append(int(vals[0] if isinstance(vals, list) else vals))
+        if self.echo:
+            text = self.tok.decode(self.ids, skip_special_tokens=True)
+            if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
+                sys.stdout.write(text[len(self.printed):])
+                sys.stdout.flush()
+                self.printed = text
+
+    def end(self):
+        self.t_end = time.perf_counter()
+
+
+def answer(model, tok, messages, args, echo=False):
+    """(text, prompt token count, prompt tok/s, generated count, generation tok/s)."""
+    ids = _prompt_ids(tok, messages, args.ignore_chat_template)
+    stream = _Stream(tok, echo)
+    kw = dict(max_new_tokens=args.max_tokens, do_sample=args.temp > 0)
+    if args.temp > 0:
+        kw.update(temperature=args.temp, top_p=args.top_p, top_k=args.top_k)
+        if args.seed is not None:
+            kw["seed"] = args.seed
+    model.generate([ids], streamer=stream, **kw)
+    n = len(stream.ids)
+    eos = set(_eos(model, tok))
+    if n and stream.ids[-1] in eos:
+        gen_ids = stream.ids[:-1]
+    else:
+        gen_ids = stream.ids
+    text = tok.decode(gen_ids, skip_special_tokens=True)
+    prompt_s = max((stream.t_first or stream.t_end) - stream.t0, 1e-9)
+    gen_s = max(stream.t_end - (stream.t_first or stream.t_end), 1e-9)
+    return text, len(ids), len(ids) / prompt_s, n, (n - 1) / gen_s if n > 1 else 0.0
+
+
+def _eos(model, tok):
+    e = getattr(model.generation_config, "eos_token_id", None)
+    out = e if isinstance(e, list) else ([e] if e is not None else [])
+    if getattr(tok, "eos_token_id", None) is not None:
+        out.append(tok.eos_token_id)
+    return [int(x) for x in out]
+
+
+def _messages(system, prompt):
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
+def _footer(n_prompt, p_tps, n_gen, g_tps):
+    print("==========")
+    print(f"Prompt: {n_prompt} tokens, {p_tps:.3f} tokens-per-sec")
+    print(f"Generation: {n_gen} tokens, {g_tps:.3f} tokens-per-sec")
+
+
+def run_generate(args):
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    model, tok, what, system = _load(args)
+    text, n_prompt, p_tps, n_gen, g_tps = answer(model, tok, _messages(system, prompt), args)
+    print(text)
+    _footer(n_prompt, p_tps, n_gen, g_tps)
+
+
+def test_prompts(adapter_path):
+    """Three user prompts from the validation file the adapter was trained
+    with (when recorded and present), else DEFAULT_TEST_PROMPTS."""
+    rec = read_record(adapter_path) if adapter_path else {}
+    data = rec.get("data")
+    path = os.path.join(data, "valid.jsonl") if data and os.path.isdir(data) else None
+    found = []
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                msgs = obj.get("messages") if isinstance(obj, dict) else None
+                user = [m.get("content") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"]
+                prompt = user[0] if user else (obj.get("prompt") if isinstance(obj, dict) else None)
+                if isinstance(prompt, str) and prompt.strip():
+                    found.append(prompt)
+                if len(found) == 3:
+                    break
+    return found or list(DEFAULT_TEST_PROMPTS)
+
+
+def run_test(args):
+    model, tok, what, system = _load(args)
+    prompts = args.prompt or test_prompts(args.adapter_path if args.gguf is None else None)
+    print(f"Model: {what}")
+    for i, prompt in enumerate(prompts, 1):
+        print(f"\n--- Prompt {i}/{len(prompts)}: {prompt}")
+        text, n_prompt, p_tps, n_gen, g_tps = answer(model, tok, _messages(system, prompt), args)
+        print(text)
+        _footer(n_prompt, p_tps, n_gen, g_tps)
+
+
+def run_chat(args):
+    model, tok, what, system = _load(args)
+    print(f"Chatting with {what}. Type 'exit' or press Ctrl-D to leave.", flush=True)
+    history = [{"role": "system", "content": system}] if system else []
+    while True:
+        try:
+            line = input(">> ")
+        except EOFError:
+            print()
+            break
+        if line.strip() in ("exit", "quit", "/exit", "/quit"):
+            break
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        text, *_ = answer(model, tok, history, args, echo=True)
+        print(flush=True)
+        history.append({"role": "assistant", "content": text})
