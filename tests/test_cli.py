@@ -3,8 +3,8 @@
 template) and the sample dataset: train (PEFT-format adapter, progress
 lines, --resume, --config), merge-data, info, generate, test, chat over
 stdin, fuse (transformers reads the fused folder: same logits as base +
-adapter in PEFT within 1e-4), and, marked slow, the whole pipeline on the
-default model."""
+adapter in PEFT within 1e-4), and the whole pipeline on the default model
+(train -> fuse -> convert -> quantize -> generate, about a minute)."""
 import json
 import os
 import re
@@ -376,7 +376,6 @@ def test_sample_dataset_is_valid_and_short():
 
 # -------------------------------------------------------- end to end
 
-@pytest.mark.slow
 def test_pipeline_on_the_default_model(tmp_path):
     """train -> fuse -> convert (GGUF f16 + Q4_K_M + Modelfile) -> quantize -> generate --gguf, all via the CLI,
     on the default model (SmolLM2-135M-Instruct) and a slice of the sample dataset."""
