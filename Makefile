@@ -68,6 +68,7 @@ test-all: setup test-cpp test-asan
 
 bench: setup
 	$(PYTHON) bench/bench_engine.py --out bench/RESULTS.md
+	$(PYTHON) bench/bench_quantize.py --out bench/RESULTS.md
 
 demo: setup
 	$(PYTHON) -m peftcpp.demo

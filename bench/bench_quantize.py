@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_f16_input(src, dst):
@@ -58,6 +59,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--ftype", default="Q4_K_M")
+    ap.add_argument("--out", default=None, help="append a results section to this markdown file")
     args = ap.parse_args()
 
     import llama_cpp
@@ -103,18 +105,26 @@ def main():
                 identical = a.read() == b.read()
             rows.append((nt, t_ref, t_ours, identical))
 
-    print(f"\nSmolLM2-135M F16 GGUF ({size_mb:.0f} MiB) -> {args.ftype}, {args.reps} repetitions, "
-          f"{os.cpu_count()} CPUs visible\n")
-    print("| threads | llama.cpp wall s (median / min) | peftcpp wall s (median / min) | speed-up (median wall) "
-          "| CPU s llama.cpp / peftcpp (median) | output identical |")
-    print("|---|---|---|---|---|---|")
+    import datetime
+    from _common import cpu_name
+    load = os.getloadavg()[0]
+    lines = [f"SmolLM2-135M-Instruct as an F16 GGUF ({size_mb:.0f} MiB) -> {args.ftype}; llama.cpp = llama-cpp-python "
+             f"{llama_cpp.__version__}'s `llama_model_quantize` (no imatrix); {args.reps} repetitions each, "
+             f"alternating; 1-min load average at the end {load:.1f}.", "",
+             "| threads | llama.cpp wall s (median / min) | peftcpp wall s (median / min) | speed-up (median wall) "
+             "| CPU s llama.cpp / peftcpp (median) | output byte-identical |",
+             "|---|---|---|---|---|---|"]
     for nt, t_ref, t_ours, identical in rows:
         wr, wo = [w for w, _ in t_ref], [w for w, _ in t_ours]
         mr, mo = statistics.median(wr), statistics.median(wo)
         cr, co = statistics.median([c for _, c in t_ref]), statistics.median([c for _, c in t_ours])
-        print(f"| {nt} | {mr:.3f} / {min(wr):.3f} | {mo:.3f} / {min(wo):.3f} | {mr / mo:.2f}x "
-              f"| {cr:.2f} / {co:.2f} | {'yes' if identical else 'NO'} |")
-
+        lines.append(f"| {nt} | {mr:.3f} / {min(wr):.3f} | {mo:.3f} / {min(wo):.3f} | {mr / mo:.2f}× "
+                     f"| {cr:.2f} / {co:.2f} | {'yes' if identical else 'NO'} |")
+    print("\n".join(lines))
+    if args.out:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(f"\n## {now} — GGUF quantization to {args.ftype}, {cpu_name()}\n\n" + "\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     main()

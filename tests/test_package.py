@@ -22,7 +22,7 @@ def test_import_does_not_import_torch():
 
 def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     """`make demo`'s code path on a slice of the sample dataset, 3 iterations
-    (the real run, 200 iterations, is recorded in the README)."""
+    (the real run, 300 iterations, is recorded in the README)."""
     import json
     repo_data = os.path.join(os.path.dirname(__file__), "..", "data")
     (tmp_path / "data").mkdir()

@@ -67,7 +67,7 @@ def run_cli(argv):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m peftcpp.demo", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data", help="dataset folder (default: data)")
-    p.add_argument("--iters", type=int, default=200, help="training iterations (default: 200)")
+    p.add_argument("--iters", type=int, default=300, help="training iterations (default: 300)")
     p.add_argument("--learning-rate", default="2e-4", help="learning rate (default: 2e-4)")
     p.add_argument("--num-layers", type=int, default=8, help="LoRA on the last N blocks (default: 8)")
     p.add_argument("--quantize", default="Q4_K_M", help="GGUF type of the final file (default: Q4_K_M)")
