@@ -124,3 +124,36 @@ def test_default_model_fused_f16_and_q4_k_m_in_llama_cpp(workdir):
     agree8 = float((llama_logits(q8, ids, n_ctx=256).argmax(-1) == ours.argmax(-1)).mean())
     print(f"[default model fused] Q8_0 top-1 agreement {agree8:.1%}")
     assert agree8 >= 0.95, f"Q8_0: top-1 agreement {agree8:.1%} < 95%"
+
+
+def test_smollm3_nope_layers_in_llama_cpp(workdir):
+    """SmolLM3 (DonkeyTune's 3B option): llama with no RoPE on every 4th
+    layer. 8 layers so layers 3 and 7 are NoPE; f16 export read by
+    llama.cpp's smollm3 architecture against peftcpp's float model (which
+    matches transformers, tests/test_models_archs.py) within 1e-2."""
+    from test_gguf_export import make_hf_tokenizer
+    folder = str(workdir / "hf-smollm3")
+    tok = make_hf_tokenizer("llama-bpe", folder)
+    torch.manual_seed(0)
+    cfg = transformers.SmolLM3Config(vocab_size=len(tok) + 3, hidden_size=64, intermediate_size=128,
+                                     num_hidden_layers=8, num_attention_heads=4, num_key_value_heads=2,
+                                     max_position_embeddings=256, rope_theta=1e5, tie_word_embeddings=True,
+                                     bos_token_id=0, eos_token_id=2, pad_token_id=2)
+    assert [i for i, r in enumerate(cfg.no_rope_layers) if not r] == [3, 7]
+    model = transformers.AutoModelForCausalLM.from_config(cfg).float().eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.ndim == 1:
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+    model.save_pretrained(folder)
+    path = str(workdir / "smollm3.f16.gguf")
+    convert(folder, path, outtype="f16", progress=False)
+    with GGUFFile(path) as g:
+        assert g.metadata["general.architecture"] == "smollm3"
+    ids = [3, 17, 101, 250, 7, 42, 99, 5, 300, 12, 64, 201, 8, 150] * 3
+    ours = peftcpp.AutoModelForCausalLM.from_pretrained(folder)(peftcpp.tensor(np.asarray([ids]))).logits.numpy()[0]
+    with torch.no_grad():
+        assert rel_err(ours, model(torch.tensor([ids])).logits[0].numpy()) < 1e-4
+    err = rel_err(llama_logits(path, ids), ours)
+    print(f"[smollm3 f16] llama.cpp vs peftcpp {err:.3g}")
+    assert err < 1e-2, f"smollm3: llama.cpp logits relative error {err:.3g}"

@@ -141,7 +141,7 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
         if ratio != 1.0:
             bt = _Tensor(b.float32() * np.float32(ratio), False)
         base = g.split(".")[-2]
-        if arch == "llama" and base in ("attn_q", "attn_k"):
+        if arch in ("llama", "smollm3") and base in ("attn_q", "attn_k"):
             bt = _Tensor(permute_qk(bt.array, n_head if base == "attn_q" else n_kv), bt.bf16)
         out.append((g + ".lora_a", a))
         out.append((g + ".lora_b", bt))

@@ -39,7 +39,10 @@ __all__ = ["convert", "SUPPORTED_ARCHS", "GGUFExportError", "permute_qk", "gguf_
 
 # config.json model_type -> GGUF architecture
 _ARCH_OF = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma3_text": "gemma3",
-            "gpt2": "gpt2", "phi3": "phi3"}
+            "gpt2": "gpt2", "phi3": "phi3", "smollm3": "smollm3"}
+# llama.cpp's smollm3 is llama with every 4th layer NoPE (a fixed step in its
+# loader): same tensors, same Q/K permutation, same hyperparameter keys.
+_LLAMA_LIKE = ("llama", "smollm3")
 SUPPORTED_ARCHS = tuple(_ARCH_OF)
 
 _OUTTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}
@@ -226,14 +229,14 @@ def model_metadata(config, arch, source="<config>"):
     a("attention.layer_norm_rms_epsilon", float(config.get("rms_norm_eps", 1e-6)), "FLOAT32")
     a("rope.freq_base", theta, "FLOAT32")
     sw = config.get("sliding_window")
-    if arch in ("llama", "qwen2", "qwen3") and sw and int(sw) < int(config.get("max_position_embeddings", 0)) \
+    if arch in ("llama", "smollm3", "qwen2", "qwen3") and sw and int(sw) < int(config.get("max_position_embeddings", 0)) \
             and config.get("use_sliding_window", True):
         warnings.warn(f"{source}: sliding_window {sw} is not expressible for llama.cpp's {arch} architecture; "
                       f"prompts longer than {sw} tokens will be computed with full attention")
-    if arch in ("llama", "qwen3", "gemma3", "phi3"):
+    if arch in ("llama", "smollm3", "qwen3", "gemma3", "phi3"):
         a("attention.key_length", hd)
         a("attention.value_length", hd)
-    if arch == "llama":
+    if arch in _LLAMA_LIKE:
         a("vocab_size", int(config["vocab_size"]))
         a("rope.dimension_count", hd)
     if arch == "phi3":
@@ -337,7 +340,7 @@ def plan_model_tensors(tensors, config, arch, source="<model>"):
                 raise GGUFExportError(f"{source}: tensor '{hf_name}' has {arr.shape[0]} rows but the embedding "
                                       f"has {vocab_rows}")
             vocab_rows = arr.shape[0]
-        if arch == "llama" and base in ("attn_q", "attn_k"):
+        if arch in _LLAMA_LIKE and base in ("attn_q", "attn_k"):
             arr = permute_qk(arr, n_head if base == "attn_q" else n_kv)
         if arch == "gemma3" and g.endswith("norm.weight"):
             arr, bf16 = (_Tensor(arr, bf16).float32() + np.float32(1.0)).astype(np.float32), False
