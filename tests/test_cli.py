@@ -157,6 +157,19 @@ def test_adapter_loads_in_hf_peft_with_the_same_logits(tiny):
     assert np.abs(base - want).max() > 1e-4
 
 
+def test_seed_fixes_the_adapter_initialisation(tiny, tmp_path):
+    from safetensors.numpy import load_file
+
+    def lora_a(seed, name):
+        ok(run_cli("train", "--model", tiny["model"], "--data", tiny["data"], "--iters", 1, *FAST, "--seed", seed,
+                   "--adapter-path", tmp_path / name))
+        t = load_file(str(tmp_path / name / "adapter_model.safetensors"))
+        return np.concatenate([v.ravel() for k, v in sorted(t.items()) if "lora_A" in k])
+    a1, a1_again, a2 = lora_a(1, "s1"), lora_a(1, "s1b"), lora_a(2, "s2")
+    np.testing.assert_array_equal(a1, a1_again)
+    assert not np.allclose(a1, a2)
+
+
 def test_resume_continues_the_interrupted_run_exactly(tiny, tmp_path):
     """train 6 iterations at once == train 3 + `--resume` to 6: the same losses and the same adapter."""
     import safetensors.numpy
@@ -204,6 +217,10 @@ def test_full_fine_tune_writes_a_model(tiny, tmp_path):
     assert os.path.isfile(tmp_path / "f" / "model.safetensors") and "model.safetensors" in out
     gen = ok(run_cli("generate", "--adapter-path", tmp_path / "f", "--prompt", "hi", "--max-tokens", 3))
     assert "Generation:" in gen
+    # convert takes the whole model as it is (nothing to fuse)
+    ok(run_cli("convert", "--adapter-path", tmp_path / "f", "--quantize", "Q8_0", "--gguf-dir", tmp_path / "g"))
+    ggufs = sorted(os.listdir(tmp_path / "g"))
+    assert [g for g in ggufs if g.endswith(".gguf")] and "Modelfile" in ggufs
 
 
 # ------------------------------------------------------- data and info

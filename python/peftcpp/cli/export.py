@@ -80,15 +80,22 @@ def model_stem(adapter_dir, base):
 
 
 def run_convert(args):
+    from .common import is_full_model_dir
     qt = quant_type(args.quantize)
-    check_adapter_dir(args.adapter_path)
-    base = args.model if args.model is not None else adapter_base(args.adapter_path)
-    stem = args.name or model_stem(args.adapter_path, base)
-    _fuse(args)
+    d = check_adapter_dir(args.adapter_path)
+    if is_full_model_dir(d):  # --fine-tune-type full: the folder is already the whole model
+        rec = read_record(d)
+        stem = args.name or model_stem(d, rec.get("model"))
+        source = d
+    else:
+        base = args.model if args.model is not None else adapter_base(args.adapter_path)
+        stem = args.name or model_stem(args.adapter_path, base)
+        _fuse(args)
+        source = args.save_path
     from .. import gguf
     os.makedirs(args.gguf_dir, exist_ok=True)
     f16 = os.path.join(args.gguf_dir, f"{stem}-finetuned-f16.gguf")
-    gguf.convert(args.save_path, f16, outtype="f16", progress=sys.stderr.isatty())
+    gguf.convert(source, f16, outtype="f16", progress=sys.stderr.isatty())
     print(f"Wrote {f16} ({os.path.getsize(f16) / 1e6:.1f} MB)")
     out = f16
     if qt != "F16":

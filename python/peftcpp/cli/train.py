@@ -236,6 +236,8 @@ def run(args):
         cfg = LoraConfig(task_type="CAUSAL_LM", r=s["rank"], lora_alpha=alpha, lora_dropout=s["dropout"],
                          target_modules=names, layers_to_transform=layers,
                          layers_pattern=leaf if layers is not None else None)
+        import peftcpp
+        peftcpp.manual_seed(s["seed"])  # --seed fixes lora_A's initialisation too
         train_model = get_peft_model(model, cfg)
         info.update(layers=layers if layers is not None else list(range(n)), num_blocks=n, target_modules=names,
                     lora_alpha=alpha)

@@ -362,11 +362,15 @@ def _progress_fn(progress):
     if not progress:
         return None
 
+    from tqdm.auto import tqdm
+    bar = {}
+
     def show(done, total):
-        sys.stderr.write(f"\r[gguf] {done}/{total} tensors")
+        if "b" not in bar:
+            bar["b"] = tqdm(total=total, desc="GGUF", unit="tensor")
+        bar["b"].update(done - bar["b"].n)
         if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            bar["b"].close()
     return show
 
 
