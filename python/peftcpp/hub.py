@@ -40,16 +40,16 @@ def resolve_file(name_or_path, filename, required=True, token=None, revision=Non
         raise FileNotFoundError(f"{name_or_path}: not a local folder, and huggingface_hub is not installed")
     try:
         return hf_hub_download(name_or_path, filename, revision=revision, cache_dir=cache_dir, token=hf_token(token))
-    except EntryNotFoundError:
-        if required:
-            raise FileNotFoundError(f"{name_or_path}: the repository has no file named {filename}") from None
-        return None
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: first
         if not required:
             return None
         raise FileNotFoundError(
             f"{name_or_path}: not a local folder, and {filename} is not in the Hugging Face cache "
             "(offline, or the hub cannot be reached)") from None
+    except EntryNotFoundError:
+        if required:
+            raise FileNotFoundError(f"{name_or_path}: the repository has no file named {filename}") from None
+        return None
     except Exception as e:  # noqa: BLE001 - repository errors: say which repo
         if not required:
             return None
