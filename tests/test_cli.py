@@ -248,6 +248,23 @@ def test_info_shows_the_training_record(tiny):
     assert re.search(r"Iterations:\s+4\n", out) and re.search(r"Trained tokens:\s+\d+", out)
 
 
+def test_export_adapter_writes_a_gguf_lora(tiny, tmp_path):
+    """The adapter alone as llama.cpp's LoRA GGUF (the exporter itself is
+    checked against llama.cpp in tests/test_gguf_adapter.py)."""
+    ok(tiny["train"])
+    out = tmp_path / "lora.gguf"
+    ok(run_cli("export-adapter", "--adapter-path", tiny["adapter"], "--out", out))
+    from safetensors.numpy import load_file
+    from peftcpp.gguf import GGUFFile
+    n_lora = sum("lora_A" in k for k in load_file(os.path.join(tiny["adapter"], "adapter_model.safetensors")))
+    with GGUFFile(str(out)) as g:
+        assert g.metadata["general.type"] == "adapter" and g.metadata["adapter.lora.alpha"] == 40.0
+        names = [t.name for t in g.tensors]
+    assert len(names) == 2 * n_lora and all(n.endswith((".lora_a", ".lora_b")) for n in names)
+    res = run_cli("export-adapter", "--adapter-path", tmp_path / "nothing-here")
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "nothing-here" in res.stderr
+
+
 # ---------------------------------------------------------- generation
 
 def _expected_answer(tiny, prompt, max_new_tokens):
@@ -415,6 +432,8 @@ def test_pipeline_on_the_default_model(tmp_path):
     assert re.search(r"^Generation: \d+ tokens", out, re.M)
     out = ok(run_cli("info", cwd=tmp_path))
     assert "SmolLM2-135M-Instruct" in out
+    ok(run_cli("export-adapter", cwd=tmp_path))
+    assert (gg / "SmolLM2-135M-Instruct-finetuned-lora-f32.gguf").is_file()
     print(f"pipeline on the default model: {time.perf_counter() - t0:.0f} s")
 
 

@@ -1,21 +1,15 @@
 """`peftcpp fuse`, `peftcpp convert` (fuse + GGUF f16 + quantize + Ollama
-Modelfile: DonkeyTune's convert-to-gguf.sh) and `peftcpp quantize`."""
+Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
+`peftcpp export-adapter` (the adapter alone, for llama.cpp's --lora)."""
 import os
 import sys
 
 from .common import CLIError, adapter_base, check_adapter_dir, read_record
 
-# llama-quantize's names for the file types peftcpp writes (peftcpp.gguf.quantize.FILE_TYPES)
-_FALLBACK_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M",
-                   "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K")
-
-
 def quant_types():
-    try:
-        from ..gguf.quantize import FILE_TYPES
-        return tuple(FILE_TYPES)
-    except ImportError:  # the quantizer is not built in: the names it will take
-        return _FALLBACK_TYPES
+    """llama-quantize's names for the file types peftcpp writes."""
+    from ..gguf.quantize import FILE_TYPES
+    return tuple(FILE_TYPES)
 
 
 def add_parsers(sub):
@@ -34,6 +28,14 @@ def add_parsers(sub):
     q.add_argument("output", metavar="OUT", help="GGUF file to write")
     q.add_argument("type", metavar="TYPE", help="quantization type, e.g. Q4_K_M, Q5_K_M, Q8_0")
     q.set_defaults(func=run_quantize)
+    e = sub.add_parser("export-adapter", help="write the LoRA adapter as a GGUF adapter (llama.cpp --lora)")
+    e.add_argument("--model", default=None, help="base model (default: the one the adapter was trained on)")
+    e.add_argument("--adapter-path", default="output/adapters", help="adapter folder (default: output/adapters)")
+    e.add_argument("--out", default=None,
+                   help="GGUF file to write (default: output/gguf/<Model>-finetuned-lora-<outtype>.gguf)")
+    e.add_argument("--outtype", default="f32", choices=["f32", "f16", "bf16", "q8_0"],
+                   help="tensor type of lora_a/lora_b (default: f32, as llama.cpp's converter)")
+    e.set_defaults(func=run_export_adapter)
 
 
 def _fuse_args(p):
@@ -115,3 +117,23 @@ def run_quantize(args):
     from .. import gguf
     gguf.quantize(args.input, args.output, qt, progress=sys.stderr.isatty())
     print(f"Wrote {args.output} ({qt}, {os.path.getsize(args.output) / 1e6:.1f} MB)")
+
+
+def run_export_adapter(args):
+    from .common import is_full_model_dir
+    d = check_adapter_dir(args.adapter_path)
+    if is_full_model_dir(d):
+        raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; use `peftcpp convert`")
+    base = args.model if args.model is not None else adapter_base(d)
+    stem = model_stem(d, base)
+    if base is None:
+        from ..default_model import default_model_path
+        base = default_model_path()
+    if not os.path.isdir(base):  # a hub id: its config is what the exporter needs
+        from ..models import AutoConfig
+        base = AutoConfig.from_pretrained(base).to_dict()
+    out = args.out or os.path.join("output", "gguf", f"{stem}-finetuned-lora-{args.outtype}.gguf")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    from .. import gguf
+    gguf.export_adapter(d, out, base_model=base, outtype=args.outtype)
+    print(f"Wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): llama-cli -m <base>.gguf --lora {out}")
