@@ -214,6 +214,26 @@ def _as_np(x, dtype=np.int64):
     return np.asarray(x, dtype=dtype)
 
 
+
+def length_budget(cfg, T0, has_default_max_length, max_positions=None):
+    """New tokens generate() may add after T0 given ones, as transformers
+    reads max_new_tokens / max_length (a default max_length counts from the
+    prompt and is capped by the model's positions); sets cfg.min_length from
+    min_new_tokens the same way."""
+    if cfg.max_new_tokens is not None:
+        max_length = int(cfg.max_new_tokens) + T0
+    elif has_default_max_length:
+        max_length = int(cfg.max_length) + T0
+        if max_positions:
+            max_length = min(max_length, int(max_positions))
+    else:
+        max_length = int(cfg.max_length)
+    if cfg.min_new_tokens is not None:
+        cfg.min_length = int(cfg.min_new_tokens) + T0
+    else:
+        cfg.min_length = cfg.min_length or 0
+    return max(0, max_length - T0)
+
 class GenerationMixin:
     @property
     def generation_config(self):
@@ -282,20 +302,8 @@ class GenerationMixin:
             ids = np.repeat(ids, nrs, axis=0)
             mask = None if mask is None else np.repeat(mask, nrs, axis=0)
         B, T0 = ids.shape
-        if cfg.max_new_tokens is not None:
-            max_length = int(cfg.max_new_tokens) + T0
-        elif has_default_max_length:
-            max_length = int(cfg.max_length) + T0
-            mpe = getattr(self.config, "max_position_embeddings", None)
-            if mpe:
-                max_length = min(max_length, int(mpe))
-        else:
-            max_length = int(cfg.max_length)
-        min_length = cfg.min_length or 0
-        if cfg.min_new_tokens is not None:
-            min_length = int(cfg.min_new_tokens) + T0
-        cfg.min_length = min_length
-        budget = max(0, max_length - T0)
+        budget = length_budget(cfg, T0, has_default_max_length,
+                               getattr(self.config, "max_position_embeddings", None))
         stop_strings = cfg.stop_strings
         if isinstance(stop_strings, str):
             stop_strings = [stop_strings]

@@ -134,15 +134,19 @@ class PreTrainedModel(Module):
                     continue
                 raise ValueError(f"{origin[k]}: unexpected tensor '{k}' for {type(self).__name__} "
                                  f"(model_type {self.config.model_type})")
-            target = own[k]
-            if tuple(src.shape) != tuple(target.shape):
-                raise ValueError(f"{origin[k]}: tensor '{k}' has shape {tuple(src.shape)} but config.json implies "
-                                 f"{tuple(target.shape)}")
-            if not src.dtype.is_floating_point:
-                raise TypeError(f"{origin[k]}: tensor '{k}' has dtype {src.dtype.name}; expected a float tensor")
-            self._place(k, src if dtype is None else src._to_raw(dtype))
+            self._place_checked(k, src, own[k], origin[k], dtype)
         if tied:
             self.tie_weights()
+
+    def _place_checked(self, key, src, target, origin, dtype):
+        """Puts a checkpoint tensor in place of parameter `key` after checking
+        its shape against the config's and that it is a float tensor."""
+        if tuple(src.shape) != tuple(target.shape):
+            raise ValueError(f"{origin}: tensor '{key}' has shape {tuple(src.shape)} but config.json implies "
+                             f"{tuple(target.shape)}")
+        if not src.dtype.is_floating_point:
+            raise TypeError(f"{origin}: tensor '{key}' has dtype {src.dtype.name}; expected a float tensor")
+        self._place(key, src if dtype is None else src._to_raw(dtype))
 
     def _place(self, key, value):
         mod_path, _, name = key.rpartition(".")

@@ -20,7 +20,7 @@ from ..nn import functional as F
 from ..utils import checkpoint
 from .cache import DynamicCache
 from .configuration import PretrainedConfig
-from .generation import GenerationMixin, _eos_list, _sample, process_logits, _as_np
+from .generation import GenerationMixin, _as_np, _eos_list, _sample, length_budget, process_logits
 from .llama import as_ids, gated_act
 from .modeling_utils import PreTrainedModel, padding_mask
 from .outputs import CausalLMOutputWithPast, ModelOutput
@@ -364,13 +364,7 @@ class T5PreTrainedModel(PreTrainedModel):
                     continue
                 raise ValueError(f"{origin[k]}: unexpected tensor '{k}' for {type(self).__name__} "
                                  f"(model_type {self.config.model_type})")
-            target = own[k]
-            if tuple(src.shape) != tuple(target.shape):
-                raise ValueError(f"{origin[k]}: tensor '{k}' has shape {tuple(src.shape)} but config.json implies "
-                                 f"{tuple(target.shape)}")
-            if not src.dtype.is_floating_point:
-                raise TypeError(f"{origin[k]}: tensor '{k}' has dtype {src.dtype.name}; expected a float tensor")
-            self._place(k, src if dtype is None else src._to_raw(dtype))
+            self._place_checked(k, src, own[k], origin[k], dtype)
         if untied:
             for s in self._stacks():
                 s.embed_tokens = self.shared
@@ -396,10 +390,6 @@ class T5PreTrainedModel(PreTrainedModel):
         if gc is not None:
             gc.save_pretrained(save_directory)
 
-    def prepare_decoder_input_ids_from_labels(self, labels):
-        """transformers' hook for DataCollatorForSeq2Seq: labels shifted right."""
-        return self._shift_right(labels)
-
     def _shift_right(self, labels):
         start = getattr(self.config, "decoder_start_token_id", None)
         pad = getattr(self.config, "pad_token_id", None)
@@ -415,7 +405,7 @@ class T5PreTrainedModel(PreTrainedModel):
         out[out == -100] = pad
         return _core.from_numpy(np.ascontiguousarray(out))
 
-    prepare_decoder_input_ids_from_labels = _shift_right
+    prepare_decoder_input_ids_from_labels = _shift_right  # transformers' hook for DataCollatorForSeq2Seq
 
     def _encode(self, input_ids, attention_mask, inputs_embeds, encoder_outputs):
         if encoder_outputs is None:
@@ -550,17 +540,7 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
         if dec.shape[0] != B:
             raise ValueError(f"decoder_input_ids has {dec.shape[0]} rows but the inputs have {B}")
         T0 = dec.shape[1]
-        if cfg.max_new_tokens is not None:
-            max_length = int(cfg.max_new_tokens) + T0
-        elif has_default_max_length:
-            max_length = int(cfg.max_length) + T0
-        else:
-            max_length = int(cfg.max_length)
-        min_length = cfg.min_length or 0
-        if cfg.min_new_tokens is not None:
-            min_length = int(cfg.min_new_tokens) + T0
-        cfg.min_length = min_length
-        budget = max(0, max_length - T0)
+        budget = length_budget(cfg, T0, has_default_max_length)  # T5 has relative positions: no cap
         seed = cfg.seed
         if seed is None and cfg.do_sample:
             from .._tensor import rand
