@@ -33,24 +33,33 @@ inline int nearest_int(float f) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+// The value of largest magnitude, with its sign, in *max; false (and L
+// zeroed) when the group is all but zero, which the symmetric fits skip.
+bool signed_absmax(int n, const float* x, int8_t* L, float* max) {
+  float amax = 0;
+  *max = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      *max = x[i];
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return false;
+  }
+  return true;
+}
+
 // Symmetric fit of n values to integers in [-nmax, nmax-1] (stored + nmax in
 // L): start from the scale that maps the largest-magnitude value to -nmax,
 // then try 18 nearby scales, keeping the one that maximises sumlx^2/suml2
 // with weights x^2 (rmse_type 1, the only mode the ref quantizers use).
 // Returns the least-squares scale.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    return 0.f;
-  }
+  float max;
+  if (!signed_absmax(n, x, L, &max)) return 0.f;
   float iscale = static_cast<float>(-nmax) / max;
   float sumlx = 0, suml2 = 0;
   for (int i = 0; i < n; ++i) {
@@ -88,18 +97,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 // initial rounding, then up to 5 sweeps of single-element changes that
 // raise sumlx^2/suml2 (weights x^2). Returns sumlx/suml2 (0 if suml2 == 0).
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    return 0.f;
-  }
+  float max;
+  if (!signed_absmax(n, x, L, &max)) return 0.f;
   const float iscale = static_cast<float>(-nmax) / max;
   float sumlx = 0, suml2 = 0;
   for (int i = 0; i < n; ++i) {
