@@ -62,6 +62,41 @@ def test_bad_dataset_line_names_file_and_line(env, tmp_path):
     assert "skipped 1 invalid line(s)" in out and "Dataset" in out
 
 
+SYS = {"role": "system", "content": "s"}
+BAD_LINES = {  # the list of dataset faults: the line, and what the message must say
+    "invalid JSON": ('{"messages": [', "invalid JSON"),
+    "unknown role": ({"messages": [{"role": "robot", "content": "x"}]}, "unknown role 'robot'"),
+    "missing content": ({"messages": [SYS, {"role": "user"}, {"role": "assistant", "content": "a"}]},
+                        'missing "content"'),
+    "empty content": ({"messages": [SYS, {"role": "user", "content": "  "}, {"role": "assistant", "content": "a"}]},
+                      'empty "content"'),
+    "no assistant turn": ({"messages": [SYS, {"role": "user", "content": "hi"}]}, "no assistant turn"),
+    "mixed formats": ({"prompt": "p", "completion": "c"}, "mixed formats"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BAD_LINES))
+def test_every_dataset_fault_stops_training_with_file_and_line(env, tmp_path, fault):
+    line, says = BAD_LINES[fault]
+    rows = read_jsonl(os.path.join(SAMPLE, "train.jsonl"))[:4]
+    d = tmp_path / "d"
+    write_jsonl(str(d / "train.jsonl"), rows[:3] + [line] + rows[3:])
+    write_jsonl(str(d / "valid.jsonl"), rows[:2])
+    fails(run_cli("train", "--model", env["model"], "--data", d, "--iters", 1, "--adapter-path", tmp_path / "a"),
+          "train", f"{d / 'train.jsonl'}:4:", says)
+    assert not os.path.exists(tmp_path / "a" / "adapter_model.safetensors")  # stopped before training
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_empty_train_file(env, tmp_path, content):
+    d = tmp_path / "d"
+    os.makedirs(d)
+    (d / "train.jsonl").write_text(content)
+    write_jsonl(str(d / "valid.jsonl"), read_jsonl(os.path.join(SAMPLE, "valid.jsonl"))[:2])
+    fails(run_cli("train", "--model", env["model"], "--data", d, "--iters", 1), "train", "empty",
+          str(d / "train.jsonl"))
+
+
 @pytest.mark.parametrize("name", ["/nonexistent/model-folder", "no-such-org/no-such-model-xyz"])
 def test_unknown_model(env, name):
     fails(run_cli("train", "--model", name, "--data", env["data"], "--iters", 1), "train",
