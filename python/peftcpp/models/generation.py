@@ -234,6 +234,27 @@ def length_budget(cfg, T0, has_default_max_length, max_positions=None):
         cfg.min_length = cfg.min_length or 0
     return max(0, max_length - T0)
 
+
+def decode_step(logits, cfg, present, cur, eos, rng, done, pad, out, put, streamer):
+    """One new token per row from the last logits [B, V]: logits processors,
+    greedy or sampled choice, finished rows padded (as transformers, only when
+    eos is a criterion). Writes out[:, cur], marks `present`, streams the
+    tokens and updates `done`, in place. Returns the tokens."""
+    scores = process_logits(logits, cfg, present, cur, eos)
+    nxt = _sample(scores, rng) if cfg.do_sample else scores.argmax(axis=-1).astype(np.int64)
+    if eos:
+        nxt = np.where(done, pad, nxt)
+    out[:, cur] = nxt
+    if present is not None:
+        present[np.arange(len(nxt)), nxt] = True
+    if put is not None:
+        put(_core.from_numpy(np.ascontiguousarray(nxt)))
+    elif streamer is not None:
+        streamer(nxt.tolist())
+    if eos:
+        done |= np.isin(nxt, eos)
+    return nxt
+
 class GenerationMixin:
     @property
     def generation_config(self):
@@ -354,21 +375,9 @@ class GenerationMixin:
                     if penalize and present is None:
                         present = np.zeros((B, logits.shape[-1]), dtype=bool)
                         np.put_along_axis(present, ids, True, axis=1)
-                    scores = process_logits(logits, cfg, present, cur, eos)
-                    nxt = _sample(scores, rng) if cfg.do_sample else scores.argmax(axis=-1).astype(np.int64)
-                    if eos:  # as transformers: finished rows are padded only when eos is a criterion
-                        nxt = np.where(done, pad, nxt)
-                    out[:, cur] = nxt
+                    decode_step(logits, cfg, present, cur, eos, rng, done, pad, out, put, streamer)
                     cur += 1
                     pos_last = pos_last + 1
-                    if present is not None:
-                        present[np.arange(B), nxt] = True
-                    if put is not None:
-                        put(_core.from_numpy(np.ascontiguousarray(nxt)))
-                    elif streamer is not None:
-                        streamer(nxt.tolist())
-                    if eos:
-                        done |= np.isin(nxt, eos)
                     if stop_strings:
                         for b in range(B):
                             if not done[b]:

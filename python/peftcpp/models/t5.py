@@ -20,7 +20,7 @@ from ..nn import functional as F
 from ..utils import checkpoint
 from .cache import DynamicCache
 from .configuration import PretrainedConfig
-from .generation import GenerationMixin, _as_np, _eos_list, _sample, length_budget, process_logits
+from .generation import GenerationMixin, _as_np, _eos_list, decode_step, length_budget
 from .llama import as_ids, gated_act
 from .modeling_utils import PreTrainedModel, padding_mask
 from .outputs import CausalLMOutputWithPast, ModelOutput
@@ -581,22 +581,10 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
                     if penalize and present is None:
                         present = np.zeros((B, logits.shape[-1]), dtype=bool)
                         np.put_along_axis(present, out[:, :cur], True, axis=1)
-                    scores = process_logits(logits, cfg, present, cur, eos)
-                    nxt = _sample(scores, rng) if cfg.do_sample else scores.argmax(axis=-1).astype(np.int64)
-                    if eos:
-                        nxt = np.where(done, pad, nxt)
-                    out[:, cur] = nxt
+                    decode_step(logits, cfg, present, cur, eos, rng, done, pad, out, put, streamer)
                     cur += 1
-                    if present is not None:
-                        present[np.arange(B), nxt] = True
-                    if put is not None:
-                        put(_core.from_numpy(np.ascontiguousarray(nxt)))
-                    elif streamer is not None:
-                        streamer(nxt.tolist())
-                    if eos:
-                        done |= np.isin(nxt, eos)
-                        if done.all():
-                            break
+                    if eos and done.all():
+                        break
         finally:
             if streamer is not None and hasattr(streamer, "end"):
                 streamer.end()
