@@ -71,7 +71,7 @@ bench: setup
 	$(PYTHON) bench/bench_quantize.py --out bench/RESULTS.md
 
 demo: setup
-	$(PYTHON) -m peftcpp.demo
+	$(PYTHON) -m peftcpp.app.demo
 
 clean: clean-output
 	rm -rf build dist *.egg-info
@@ -80,7 +80,7 @@ clean: clean-output
 # DonkeyTune's pipeline on the `peftcpp` command line (after `make setup`):
 #   make train [MODEL=...] -> make convert -> make test-model / test-prompt
 # `make test` stays the project's test suite; DonkeyTune's `make test` is `make test-model`.
-PEFTCPP ?= $(PYTHON) -m peftcpp.cli
+PEFTCPP ?= $(PYTHON) -m peftcpp
 MODEL ?=
 DATA_DIR ?= ./data
 ITERS ?= 600

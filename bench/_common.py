@@ -1,5 +1,7 @@
 """Shared by the benchmark scripts: run one measurement in a fresh
 subprocess (so peak RSS is per implementation) and name the machine."""
+import argparse
+import datetime
 import json
 import os
 import platform
@@ -24,3 +26,27 @@ def cpu_name():
             return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
+
+
+def add_common_args(ap):
+    """--threads, --out and the hidden child-process flags every benchmark takes."""
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--out", default=None, help="append a results section to this markdown file")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--impl", default="peftcpp", help=argparse.SUPPRESS)
+    return ap
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def publish(lines, out, blank_before=False):
+    """Prints the results section and appends it to `out` (RESULTS.md) when given."""
+    text = "\n".join(lines) + "\n"
+    if blank_before:
+        print()
+    print(text)
+    if out:
+        with open(out, "a") as f:
+            f.write("\n" + text)

@@ -7,7 +7,6 @@ same GEMM shapes. Every measurement runs in a fresh subprocess so peak memory
     python bench/bench_engine.py [--threads N] [--out bench/RESULTS.md]
 """
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import cpu_name, run_child as run_child_process  # noqa: E402
+from _common import add_common_args, cpu_name, publish, run_child as run_child_process, utc_now  # noqa: E402
 
 
 def child(args):
@@ -110,15 +109,12 @@ def run_child(impl, what, a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    add_common_args(ap)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--layers", type=int, default=0, help="override the layer count (0: SmolLM2-135M's 30)")
     ap.add_argument("--tokens", type=int, default=2048, help="rows of the fused LoRA linear benchmark")
-    ap.add_argument("--out", default=None, help="append a results section to this markdown file")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--impl", default="peftcpp", help=argparse.SUPPRESS)
     ap.add_argument("--what", default="step", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -133,9 +129,7 @@ def main():
                   f"  max RSS {r['max_rss_mb']:.0f} MB", flush=True)
     import torch
     lines = []
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = cpu_name()
-    lines.append(f"## {now} — {cpu}, {a.threads} threads")
+    lines.append(f"## {utc_now()} — {cpu_name()}, {a.threads} threads")
     lines.append("")
     lines.append(f"torch {torch.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
                  f"step = batch {a.batch} × seq {a.seq}, {a.layers or 30} layers, LoRA r=8 on all linear layers, "
@@ -153,12 +147,7 @@ def main():
             lines.append(f"| {label} | {impl} | {r['seconds'] * 1000:.1f} ms | {gf:.1f} | {100 * gf / sg:.0f}% | "
                          f"{speed:.2f}× | {r['max_rss_mb']:.0f} MB |")
         lines.append(f"| {label} | cblas_sgemm on the same GEMMs | — | {sg:.1f} | 100% | — | — |")
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write("\n" + text)
+    publish(lines, a.out, blank_before=True)
 
 
 if __name__ == "__main__":

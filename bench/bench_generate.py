@@ -11,7 +11,6 @@ after one warm-up; both sides must produce the same tokens.
     python bench/bench_generate.py [--threads N] [--prompt 32] [--new 64] [--out bench/RESULTS.md]
 """
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import cpu_name, run_child as run_child_process  # noqa: E402
+from _common import add_common_args, cpu_name, publish, run_child as run_child_process, utc_now  # noqa: E402
 
 SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
              num_key_value_heads=3, tie_word_embeddings=True, max_position_embeddings=2048)
@@ -84,15 +83,12 @@ def run_child(impl, a, model_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    add_common_args(ap)
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--layers", type=int, default=0, help="override the layer count (0: SmolLM2-135M's 30)")
-    ap.add_argument("--out", default=None, help="append a results section to this markdown file")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--build", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--impl", default="peftcpp", help=argparse.SUPPRESS)
     ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.build:
@@ -115,10 +111,8 @@ def main():
     import torch
     import transformers
     same = rows["peftcpp"]["tokens"] == rows["transformers"]["tokens"]
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = cpu_name()
     t = rows["transformers"]
-    lines = [f"## {now} — greedy generation, {cpu}, {a.threads} threads", "",
+    lines = [f"## {utc_now()} — greedy generation, {cpu_name()}, {a.threads} threads", "",
              f"torch {torch.__version__}, transformers {transformers.__version__}; SmolLM2-135M-shaped Llama "
              f"({a.layers or 30} layers, random weights, float32), batch 1, prompt {a.prompt} tokens, {a.new} new "
              f"tokens, KV cache; median of {a.reps} runs after a warm-up; same tokens from both: "
@@ -129,12 +123,7 @@ def main():
         r = rows[impl]
         lines.append(f"| {impl} | {r['prompt_tps']:.1f} | {r['gen_tps']:.1f} | {r['gen_tps'] / t['gen_tps']:.2f}× | "
                      f"{r['max_rss_mb']:.0f} MB |")
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write("\n" + text)
+    publish(lines, a.out, blank_before=True)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main():
     args = ap.parse_args()
 
     import llama_cpp
-    from peftcpp.default_model import default_gguf_path
+    from peftcpp.app.default_model import default_gguf_path
     from peftcpp.gguf.quantize import FILE_TYPES, quantize
 
     # Quiet llama.cpp's per-tensor log.

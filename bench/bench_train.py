@@ -8,14 +8,13 @@ own subprocess. Tokens/s = trained tokens / wall time of trainer.train() over
     python bench/bench_train.py [--threads N] [--steps 6] [--out bench/RESULTS.md]
 """
 import argparse
-import datetime
 import os
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import cpu_name, run_child as run_child_process  # noqa: E402
+from _common import add_common_args, cpu_name, publish, run_child as run_child_process, utc_now  # noqa: E402
 
 BATCH, SEQ, RANK, LAST = 4, 256, 8, 8
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # every linear layer
@@ -26,7 +25,7 @@ def child(a):
     import resource
 
     import numpy as np
-    from peftcpp.default_model import default_model_path
+    from peftcpp.app.default_model import default_model_path
 
     folder = default_model_path()
     rng = np.random.default_rng(0)
@@ -62,11 +61,8 @@ def child(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    add_common_args(ap)
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--impl", default="peftcpp", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", default="/tmp/peftcpp-bench-train", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -77,9 +73,8 @@ def main():
                                                   str(a.steps), "--tmp", a.tmp], a.threads, impl)
     import torch
     import transformers
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     t = rows["torch"]
-    lines = [f"## {now} — LoRA training of the default model, {cpu_name()}, {a.threads} threads", "",
+    lines = [f"## {utc_now()} — LoRA training of the default model, {cpu_name()}, {a.threads} threads", "",
              f"SmolLM2-135M-Instruct (float32), batch {BATCH} × {SEQ} tokens, LoRA r={RANK} alpha 16 on every "
              f"linear layer of the last {LAST} blocks, AdamW lr 1e-4, {a.steps} steps timed whole (first included); "
              f"torch {torch.__version__}, transformers {transformers.__version__}; Hugging Face side: Trainer + PEFT.",
@@ -88,11 +83,7 @@ def main():
         r = rows[impl]
         lines.append(f"| {label} | {r['tokens'] / r['seconds']:.1f} | {t['seconds'] / r['seconds']:.2f}× | "
                      f"{r['max_rss_mb']:.0f} MB |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write("\n" + text)
+    publish(lines, a.out)
 
 
 if __name__ == "__main__":

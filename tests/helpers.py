@@ -44,3 +44,21 @@ def pair(arr, requires_grad=True):
     p = peftcpp.tensor(arr, requires_grad=requires_grad)
     t = torch.tensor(arr, requires_grad=requires_grad)
     return p, t
+
+
+def run_document_blocks(blocks, ns, before=None, **fmt):
+    """Runs a user document's code blocks [(name, code)] in namespace `ns`,
+    each formatted with `fmt` (the library names to import), and returns
+    {name: what the block printed}. `before(name)` runs ahead of each block."""
+    import contextlib
+    import io
+    import textwrap
+    printed = {}
+    for name, code in blocks:
+        if before is not None:
+            before(name)
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            exec(textwrap.dedent(code.format(**fmt)), ns)  # noqa: S102 - the user's own code
+        printed[name] = buf.getvalue()
+    return printed

@@ -33,8 +33,8 @@ def cli_env(**extra):
 
 
 def run_cli(*args, cwd=None, input=None, timeout=600, **env):
-    """`python -m peftcpp.cli ARGS` -> CompletedProcess (text)."""
-    return subprocess.run([sys.executable, "-m", "peftcpp.cli", *map(str, args)], capture_output=True, text=True,
+    """`python -m peftcpp ARGS` -> CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "peftcpp", *map(str, args)], capture_output=True, text=True,
                           env=cli_env(**env), cwd=cwd, input=input, timeout=timeout)
 
 
@@ -403,7 +403,8 @@ def test_sample_dataset_is_valid_and_short():
         assert re.fullmatch(r"Leafy here! [^\n]+\n- Do: [^\n]+\.\n- Avoid: [^\n]+\.\nHappy growing!", a), a
     from peftcpp.data import read_dataset
     read_dataset(SAMPLE)  # validates every line
-    tok = peftcpp.AutoTokenizer.from_pretrained()  # the default model's tokenizer
+    from peftcpp.app.default_model import default_model_path
+    tok = peftcpp.AutoTokenizer.from_pretrained(default_model_path())  # the default model's tokenizer
     longest = max(len(tok.apply_chat_template(r["messages"])) for r in rows)
     assert longest < 150, longest
 
@@ -439,7 +440,7 @@ def test_pipeline_on_the_default_model(tmp_path):
 
 def test_memory_estimate_warns_with_the_options_that_reduce_it(tiny):
     import peftcpp
-    from peftcpp.cli import memory
+    from peftcpp.app.cli import memory
     model = peftcpp.AutoModelForCausalLM.from_pretrained(tiny["model"])
     small = memory.estimate(model, batch_size=1, seq_len=16)
     big = memory.estimate(model, batch_size=8, seq_len=256)
@@ -458,7 +459,7 @@ def test_ctrl_c_stops_training_and_resume_finishes_it(tiny, tmp_path):
     """SIGINT mid-run: exit 130 with the --resume hint; `--resume` then completes the run from the checkpoint."""
     import signal
     out_dir = tmp_path / "int"
-    cmd = [sys.executable, "-m", "peftcpp.cli", "train", "--model", tiny["model"], "--data", tiny["data"],
+    cmd = [sys.executable, "-m", "peftcpp", "train", "--model", tiny["model"], "--data", tiny["data"],
            "--iters", "400", "--num-layers", "2", "--rank", "4", *FAST, "--save-every", "1", "--steps-per-eval",
            "1000", "--adapter-path", str(out_dir)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
@@ -492,7 +493,7 @@ def test_makefile_pipeline_targets_drive_the_cli():
         return res.stdout
 
     out = dry("train")
-    assert "-m peftcpp.cli train" in out and "--model" not in out  # MODEL empty: the default model
+    assert "-m peftcpp train" in out and "--model" not in out  # MODEL empty: the default model
     for flag in ('--data "./data"', "--iters 600", "--batch-size 4", "--num-layers 8", "--learning-rate 1e-5",
                  "--rank 8", '--adapter-path "./output/adapters"'):
         assert flag in out, flag
@@ -501,11 +502,11 @@ def test_makefile_pipeline_targets_drive_the_cli():
     assert "--quantize Q5_K_M" in dry("convert", "QUANTIZE=Q5_K_M")
     assert '--adapter-path "./output/adapters" --prompt "Who is Picard?"' in dry(
         "test-prompt", "PROMPT=Who is Picard?")
-    assert "-m peftcpp.cli test " in dry("test-model")
+    assert "-m peftcpp test " in dry("test-model")
     assert "merge-data ./a ./b --out \"./data\"" in dry("merge-data", "INPUTS=./a ./b")
     assert '--resume-from "./output/adapters/adapter_model.safetensors"' in dry("train-resume")
     all_ = dry("all")
-    assert all_.index("peftcpp.cli train") < all_.index("peftcpp.cli convert") < all_.index("peftcpp.cli test")
+    assert all_.index("-m peftcpp train") < all_.index("-m peftcpp convert") < all_.index("-m peftcpp test")
     help_ = subprocess.run(["make", "-s", "-C", ROOT, "help"], capture_output=True, text=True).stdout
     for target in ("train", "convert", "test-model", "test-prompt", "merge-data", "train-resume", "train-merged",
                    "clean-output", "ITERS=600", "QUANTIZE=Q4_K_M"):

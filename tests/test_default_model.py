@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import peftcpp
-from peftcpp import default_model as dm
+from peftcpp.app import default_model as dm
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,13 @@ def cache(tmp_path_factory):
 
 
 def test_no_name_means_the_default_model_and_it_answers(cache):
-    tok = peftcpp.AutoTokenizer.from_pretrained()
-    model = peftcpp.AutoModelForCausalLM.from_pretrained()
+    # an application rule (the command line's): the library itself needs a name
+    assert dm.resolve_model_source() == dm.default_model_path()
+    for cls in (peftcpp.AutoTokenizer, peftcpp.AutoModelForCausalLM, peftcpp.AutoConfig):
+        with pytest.raises(TypeError, match="needs a model"):
+            cls.from_pretrained()
+    tok = peftcpp.AutoTokenizer.from_pretrained(dm.resolve_model_source())
+    model = peftcpp.AutoModelForCausalLM.from_pretrained(dm.resolve_model_source())
     assert model.config.model_type == "llama" and model.config.num_hidden_layers == 30
     assert os.path.dirname(model.name_or_path) == str(cache)
     ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
@@ -40,7 +45,7 @@ def test_a_gguf_file_loads_directly(cache):
     assert folder == dm.resolve_model_source(os.path.dirname(path), gguf_file=os.path.basename(path))
     assert os.path.basename(folder).startswith("SmolLM2-135M-Instruct.Q4_1-")
     model = peftcpp.AutoModelForCausalLM.from_pretrained(path)
-    ref = peftcpp.AutoModelForCausalLM.from_pretrained()  # the same weights through the default path
+    ref = peftcpp.AutoModelForCausalLM.from_pretrained(dm.default_model_path())  # the same weights, default path
     x = np.array([[1, 504, 3458, 314, 2]])
     np.testing.assert_array_equal(model(x).logits.numpy(), ref(x).logits.numpy())
 

@@ -15,7 +15,7 @@ import gguf
 import peft
 import torch
 
-from peftcpp import gguf_import as gi
+from peftcpp.gguf.names import unpermute_qk
 from peftcpp.gguf import GGUFExportError, convert, export_adapter
 from helpers import rel_err
 from test_gguf_export import PROMPT, TIED, field_value, llama_logits, make_hf_tokenizer, ref_logits, tiny_model, \
@@ -67,7 +67,7 @@ def deltas_from_file(path, arch, config):
         d = (alpha / b.shape[1]) * (b @ a)  # numpy shapes: a [r, in], b [out, r]
         if arch == "llama" and (".attn_q." in w or ".attn_k." in w):
             n = config.num_attention_heads if ".attn_q." in w else config.num_key_value_heads
-            d = gi.unpermute_qk(d, n)
+            d = unpermute_qk(d, n)
         out[w] = d
     return r, out
 
@@ -79,13 +79,13 @@ def check_deltas(path, arch, base, merged):
     assert field_value(r, "general.architecture") == arch
     assert r.fields["adapter.lora.alpha"].types == [gguf.GGUFValueType.FLOAT32]
     bp, mp = dict(base.named_parameters()), dict(merged.named_parameters())
-    from peftcpp.gguf.convert import _gguf_name
+    from peftcpp.gguf.names import gguf_tensor_name
     n_checked = 0
     for name, p in bp.items():
         delta = (mp[name] - p).detach().numpy()
         if not np.any(delta):
             continue
-        g = _gguf_name(name, arch, tied=False)
+        g = gguf_tensor_name(name, arch, tied=False)
         d = deltas[g]
         if arch == "gpt2":
             d = d.T  # Conv1D stores [in, out]

@@ -17,7 +17,9 @@ import torch
 import transformers
 
 import peftcpp
-from peftcpp import gguf_import as gi
+from peftcpp.gguf import import_model as gi
+from peftcpp.gguf.import_tokenizer import build_tokenizer, build_tokenizer_config
+from peftcpp.gguf.names import unpermute_qk
 from peftcpp.gguf import GGUFExportError, GGUFFile, convert
 from peftcpp.gguf.convert import permute_qk
 from helpers import rel_err
@@ -242,9 +244,9 @@ def test_permute_is_inverse_of_importer(rng):
         w = rng.standard_normal((rows, 8)).astype(np.float32)
         p = permute_qk(w, n_head)
         assert not np.array_equal(p, w)
-        np.testing.assert_array_equal(gi.unpermute_qk(p, n_head), w)
+        np.testing.assert_array_equal(unpermute_qk(p, n_head), w)
         b = rng.standard_normal(rows).astype(np.float32)
-        np.testing.assert_array_equal(gi.unpermute_qk(permute_qk(b, n_head), n_head), b)
+        np.testing.assert_array_equal(unpermute_qk(permute_qk(b, n_head), n_head), b)
 
 
 # --------------------------------------------------------- (b) round trip
@@ -359,15 +361,15 @@ def test_llama_cpp_tokenizer_smollm2(workdir):
     lc = llama_cpp()
     import json
     from peftcpp import _core
-    from peftcpp.default_model import default_gguf_path
+    from peftcpp.app.default_model import default_gguf_path
 
     # Only the tokenizer is needed: rebuilt from the shipped GGUF's metadata (no weights import).
     meta = _core.GGUFFile(default_gguf_path()).metadata
     folder = str(workdir / "smollm2-tok")
     os.makedirs(folder, exist_ok=True)
-    gi.build_tokenizer(meta).save(os.path.join(folder, "tokenizer.json"))
+    build_tokenizer(meta).save(os.path.join(folder, "tokenizer.json"))
     with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-        json.dump(gi.build_tokenizer_config(meta), f)
+        json.dump(build_tokenizer_config(meta), f)
     tok = transformers.AutoTokenizer.from_pretrained(folder)
     assert len(tok) == 49152
     model = tiny_model("llama", len(tok), tie=True)

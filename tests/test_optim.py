@@ -435,7 +435,7 @@ def test_zero_grad_and_constructor_checks():
 
 
 def test_read_only_parameter_is_refused_before_anything_moves(tmp_path):
-    from peftcpp import io as pio
+    from peftcpp import serialization as pio
     pio.save_file({"w": peftcpp.ones(3)}, tmp_path / "w.st")
     frozen = pio.load_file(tmp_path / "w.st")["w"]
     frozen.requires_grad_(True)

@@ -15,7 +15,7 @@ def _env():
 
 
 def test_import_does_not_import_torch():
-    code = "import sys, peftcpp, peftcpp.nn, peftcpp.optim, peftcpp.io; print('torch' in sys.modules)"
+    code = "import sys, peftcpp, peftcpp.nn, peftcpp.optim, peftcpp.serialization; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True)
     assert out.stdout.strip() == "False"
 
@@ -31,7 +31,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
             rows = [json.loads(l) for l in f][:n]
         (tmp_path / "data" / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.chdir(tmp_path)
-    from peftcpp import demo
+    from peftcpp.app import demo
     rc = demo.main(["--iters", "3", "--max-tokens", "12"])
     out = capsys.readouterr().out
     for section in ("== 1.", "== 2.", "== 3.", "== 4."):
@@ -58,7 +58,7 @@ def test_thread_count_follows_omp_num_threads():
 
 
 def test_json_writes_are_atomic(tmp_path):
-    from peftcpp.io import write_json_atomic
+    from peftcpp.fileio import write_json_atomic
     path = tmp_path / "config.json"
     write_json_atomic(path, {"a": 1})
     assert path.read_text() == '{\n  "a": 1\n}\n'

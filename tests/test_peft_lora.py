@@ -266,7 +266,7 @@ def test_modules_to_save_and_bias_roundtrip(tmp_path):
     x = xin()
     out = pm(x).numpy()
     pm.save_pretrained(tmp_path)
-    from peftcpp.io import load_file
+    from peftcpp.serialization import load_file
     keys = sorted(load_file(tmp_path / "adapter_model.safetensors"))
     assert "base_model.model.head.weight" in keys and "base_model.model.head.bias" in keys
     assert "base_model.model.layers.0.q.base_layer.bias" in keys
@@ -315,7 +315,7 @@ def test_embedding_lora_train_merge_and_roundtrip(tmp_path):
     pm.eval()
     out = pm(x).logits.numpy()
     pm.save_pretrained(tmp_path)
-    from peftcpp.io import load_file
+    from peftcpp.serialization import load_file
     keys = set(load_file(tmp_path / "adapter_model.safetensors"))
     assert {"base_model.model.model.embed_tokens.lora_embedding_A",
             "base_model.model.model.embed_tokens.lora_embedding_B",

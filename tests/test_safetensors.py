@@ -17,7 +17,7 @@ from safetensors.torch import load_file as st_torch_load
 from safetensors.torch import save_file as st_torch_save
 
 import peftcpp
-from peftcpp import io as pio
+from peftcpp import serialization as pio
 from peftcpp import _core
 
 TORCH_TO_PC = {

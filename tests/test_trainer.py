@@ -348,8 +348,8 @@ def test_kill_9_mid_checkpoint_then_resume(base_dir, tmp_path):
     assert t2.step_losses == t1.step_losses[2:]
     assert sorted(n for n in os.listdir(out) if n.startswith(("checkpoint", ".tmp"))) == \
         ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
-    a = peftcpp.io.load_file(str(tmp_path / "a" / "out" / "checkpoint-6" / "adapter_model.safetensors"))
-    b = peftcpp.io.load_file(str(out / "checkpoint-6" / "adapter_model.safetensors"))
+    a = peftcpp.serialization.load_file(str(tmp_path / "a" / "out" / "checkpoint-6" / "adapter_model.safetensors"))
+    b = peftcpp.serialization.load_file(str(out / "checkpoint-6" / "adapter_model.safetensors"))
     assert sorted(a) == sorted(b)
     for k in a:
         np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())

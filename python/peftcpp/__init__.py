@@ -44,7 +44,7 @@ from ._tensor import (  # noqa: E402
     memory_stats,
     reset_peak_memory,
 )
-from . import io, nn, optim, utils  # noqa: E402
+from . import fileio, nn, optim, serialization, utils  # noqa: E402
 from .models import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, T5ForConditionalGeneration  # noqa: E402
 from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
 from .data import load_dataset, merge_datasets  # noqa: E402

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from .io import write_json_atomic, write_text_atomic
+from .fileio import write_json_atomic, write_text_atomic
 
 __all__ = ["AutoTokenizer", "PreTrainedTokenizer", "PreTrainedTokenizerFast", "BatchEncoding"]
 
@@ -1077,14 +1077,14 @@ class PreTrainedTokenizer:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
         """Load from a folder with tokenizer.json, or a Hugging Face Hub repo id (cached; honours HF_HUB_OFFLINE),
-        a .gguf file (or folder + gguf_file=), or nothing: the default model's tokenizer.
+        or a .gguf file (or folder + gguf_file=).
 
         Keyword arguments: cache_dir, revision, subfolder, token (else HF_TOKEN), local_files_only,
         force_download; anything else overrides tokenizer_config.json (e.g. padding_side="left").
         """
-        from .default_model import resolve_model_source
-        pretrained_model_name_or_path = resolve_model_source(pretrained_model_name_or_path,
-                                                             kwargs.pop("gguf_file", None))
+        from .gguf.import_model import resolve_pretrained_source
+        pretrained_model_name_or_path = resolve_pretrained_source(pretrained_model_name_or_path,
+                                                                  kwargs.pop("gguf_file", None))
         folder = _resolve_folder(pretrained_model_name_or_path, kwargs)
         for k in ("trust_remote_code", "use_fast", "_from_auto", "legacy", "proxies"):
             kwargs.pop(k, None)

@@ -25,8 +25,9 @@ import re
 
 import numpy as np
 
-from .convert import (GGUFExportError, _gguf_name, _Tensor, _load_config, _read_safetensors, gguf_arch,
-                      permute_qk, tensor_type_for, _OUTTYPES, _progress_fn)
+from .convert import (_OUTTYPES, CheckpointTensor, gguf_arch, load_config, progress_callback, read_safetensors,
+                      tensor_type_for)
+from .names import GGUFExportError, gguf_tensor_name, permute_qk
 
 __all__ = ["export_adapter"]
 
@@ -41,7 +42,7 @@ def _base_config(adapter_dir, acfg, base_model):
         return (cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg))), "<base_model>"
     candidate = os.fspath(base_model) if base_model is not None else acfg.get("base_model_name_or_path")
     if candidate and os.path.isfile(os.path.join(candidate, "config.json")):
-        return _load_config(candidate), os.path.join(candidate, "config.json")
+        return load_config(candidate), os.path.join(candidate, "config.json")
     raise GGUFExportError(
         f"{adapter_dir}: the base model's config.json is needed for the architecture; "
         f"base_model_name_or_path '{acfg.get('base_model_name_or_path')}' is not a local folder - "
@@ -95,7 +96,7 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
     st = os.path.join(adapter_dir, "adapter_model.safetensors")
     if not os.path.isfile(st):
         raise GGUFExportError(f"{adapter_dir}: no adapter_model.safetensors")
-    tensors = _read_safetensors(st)
+    tensors = read_safetensors(st)
     pairs = {}
     for key, t in tensors.items():
         m = _KEY_RE.match(key)
@@ -120,7 +121,7 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
         ab = pairs[module]
         if set(ab) != {"lora_A", "lora_B"}:
             raise GGUFExportError(f"{st}: module '{module}' lacks {'lora_B' if 'lora_A' in ab else 'lora_A'}")
-        g = _gguf_name(module + ".weight", arch, tied=False)
+        g = gguf_tensor_name(module + ".weight", arch, tied=False)
         if g is None or g in ("token_embd.weight", "position_embd.weight"):
             raise GGUFExportError(f"{st}: LoRA on '{module}' cannot be exported")
         if g == "output.weight" and tied:
@@ -139,10 +140,10 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
         ratio = peft_scale / (alpha / r)
         bt = b
         if ratio != 1.0:
-            bt = _Tensor(b.float32() * np.float32(ratio), False)
+            bt = CheckpointTensor(b.float32() * np.float32(ratio), False)
         base = g.split(".")[-2]
         if arch in ("llama", "smollm3") and base in ("attn_q", "attn_k"):
-            bt = _Tensor(permute_qk(bt.array, n_head if base == "attn_q" else n_kv), bt.bf16)
+            bt = CheckpointTensor(permute_qk(bt.array, n_head if base == "attn_q" else n_kv), bt.bf16)
         out.append((g + ".lora_a", a))
         out.append((g + ".lora_b", bt))
     if not out:
@@ -151,5 +152,5 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
         arr = np.ascontiguousarray(t.array)
         w.add_tensor(name, tensor_type_for(name.replace(".lora_a", "").replace(".lora_b", ""), arr.shape, qtype)
                      if arr.ndim == 2 else "F32", arr, bf16=t.bf16)
-    w.write(_progress_fn(progress))
+    w.write(progress_callback(progress))
     return out_file

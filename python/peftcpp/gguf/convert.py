@@ -3,7 +3,7 @@
     convert("SmolLM2-135M-Instruct/", "smollm2.f16.gguf", outtype="f16")
 
 What llama.cpp expects, and this writes (the inverse of
-``peftcpp.gguf_import``, whose name tables it reuses):
+:mod:`peftcpp.gguf.import_model`; both take their names from :mod:`peftcpp.gguf.names`):
 
 * metadata: ``general.*``, the architecture's hyper-parameters with the exact
   GGUF types its loader checks, the tokenizer (``peftcpp.gguf.vocab``);
@@ -31,11 +31,13 @@ import warnings
 
 import numpy as np
 
-from .. import gguf_import as _gi
+from .import_model import llama3_rope_factors
+from .names import GGUFExportError, gguf_tensor_name, permute_qk
 from .vocab import vocab_metadata
 
 __all__ = ["convert", "SUPPORTED_ARCHS", "GGUFExportError", "permute_qk", "gguf_arch", "plan_model_tensors",
-           "model_metadata", "load_checkpoint", "tensor_type_for"]
+           "model_metadata", "load_checkpoint", "tensor_type_for",
+           "CheckpointTensor", "read_safetensors", "load_config", "progress_callback"]
 
 # config.json model_type -> GGUF architecture
 _ARCH_OF = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma3_text": "gemma3",
@@ -50,11 +52,6 @@ _OUTTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}
 _FILE_TYPE = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}
 
 
-class GGUFExportError(ValueError):
-    """A model that cannot be written as GGUF (unsupported architecture,
-    unexpected tensor, wrong shape ...)."""
-
-
 def gguf_arch(config, source="<config>"):
     mt = config.get("model_type")
     if mt not in _ARCH_OF:
@@ -63,21 +60,11 @@ def gguf_arch(config, source="<config>"):
     return _ARCH_OF[mt]
 
 
-def permute_qk(w, n_head):
-    """llama.cpp's Q/K row order for the ``llama`` architecture: within each
-    head, row ``j*hd/2 + i`` (halves) moves to ``2i + j`` (pairs). The inverse
-    of :func:`peftcpp.gguf_import.unpermute_qk`; works on any dtype (rows only)."""
-    rows = w.shape[0]
-    if rows % (2 * n_head):
-        raise GGUFExportError(f"cannot permute Q/K: {rows} rows are not a multiple of 2*{n_head}")
-    return np.ascontiguousarray(w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
-
-
 # ------------------------------------------------------------ checkpoints
 _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I32": np.int32, "I64": np.int64}
 
 
-class _Tensor:
+class CheckpointTensor:
     """A checkpoint tensor: a numpy view (bfloat16 as uint16 bits)."""
     __slots__ = ("array", "bf16")
 
@@ -90,7 +77,7 @@ class _Tensor:
         return self.array.astype(np.float32)
 
 
-def _read_safetensors(path):
+def read_safetensors(path):
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
@@ -104,78 +91,27 @@ def _read_safetensors(path):
             raise GGUFExportError(f"{path}: tensor '{name}' has dtype {dt} (F32, F16 or BF16 expected)")
         b, e = info["data_offsets"]
         arr = (mm[b:e] if mm is not None else np.zeros(0, np.uint8)).view(_ST_DTYPES[dt]).reshape(info["shape"])
-        out[name] = _Tensor(arr, dt == "BF16")
+        out[name] = CheckpointTensor(arr, dt == "BF16")
     return out
 
 
 def load_checkpoint(folder):
-    """{name: _Tensor} of a folder's model.safetensors (single or sharded)."""
+    """{name: CheckpointTensor} of a folder's model.safetensors (single or sharded)."""
     single = os.path.join(folder, "model.safetensors")
     if os.path.isfile(single):
-        return _read_safetensors(single)
+        return read_safetensors(single)
     index = os.path.join(folder, "model.safetensors.index.json")
     if os.path.isfile(index):
         with open(index, encoding="utf-8") as f:
             shards = sorted(set(json.load(f)["weight_map"].values()))
         out = {}
         for s in shards:
-            out.update(_read_safetensors(os.path.join(folder, s)))
+            out.update(read_safetensors(os.path.join(folder, s)))
         return out
     raise GGUFExportError(f"{folder}: no model.safetensors or model.safetensors.index.json")
 
 
-# ------------------------------------------------------------------ names
-def _inverse(table, allowed=None):
-    return {hf: g for g, hf in table.items() if allowed is None or g in allowed}
-
-
-_GPT2_BLOCK = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
-               "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
-_PHI3_BLOCK = {"self_attn.qkv_proj": "attn_qkv", "self_attn.o_proj": "attn_output", "mlp.gate_up_proj": "ffn_up",
-               "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
 _GPT2_CONV1D = ("attn_qkv", "attn_output", "ffn_up", "ffn_down")
-
-
-def _block_table(arch):
-    if arch == "gpt2":
-        return _GPT2_BLOCK
-    if arch == "phi3":
-        return _PHI3_BLOCK
-    if arch == "gemma3":
-        return _inverse(_gi._GEMMA3_BLOCK_NAMES, _gi._ARCH_BLOCK_TENSORS["gemma3"])
-    return _inverse(_gi._BLOCK_NAMES, _gi._ARCH_BLOCK_TENSORS["qwen3" if arch == "qwen3" else "llama"])
-
-
-_HF_BLOCK_RE = re.compile(r"^(?:model\.layers|transformer\.h|h)\.(\d+)\.(.+)\.(weight|bias)$")
-# Buffers some checkpoints carry that are not parameters.
-_IGNORED = re.compile(r"(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
-
-
-def _gguf_name(hf_name, arch, tied):
-    """GGUF name of a checkpoint tensor, or None for tensors llama.cpp does
-    not take (buffers, a tied lm_head)."""
-    if _IGNORED.search(hf_name):
-        return None
-    m = _HF_BLOCK_RE.match(hf_name)
-    if m:
-        layer, base, suffix = m.groups()
-        g = _block_table(arch).get(base)
-        if g is None:
-            raise GGUFExportError(f"tensor '{hf_name}' is not part of the {arch} architecture")
-        return f"blk.{layer}.{g}.{suffix}"
-    name = hf_name
-    if arch == "gpt2":
-        name = hf_name[len("transformer."):] if hf_name.startswith("transformer.") else hf_name
-        table = {"wte.weight": "token_embd.weight", "wpe.weight": "position_embd.weight",
-                 "ln_f.weight": "output_norm.weight", "ln_f.bias": "output_norm.bias", "lm_head.weight": "output.weight"}
-    else:
-        table = {f"{hf}.{s}": f"{g}.{s}" for g, hf in _gi._GLOBAL_NAMES.items() for s in ("weight", "bias")}
-    g = table.get(name)
-    if g is None:
-        raise GGUFExportError(f"tensor '{hf_name}' is not part of the {arch} architecture")
-    if g == "output.weight" and tied:
-        return None
-    return g
 
 
 # ---------------------------------------------------------------- config
@@ -271,7 +207,7 @@ def model_metadata(config, arch, source="<config>"):
             # Only a hint for readers (llama.cpp uses it for YaRN alone): the
             # factors themselves are the rope_freqs tensor.
             a("rope.scaling.original_context_length", int(scaling["original_max_position_embeddings"]))
-            extra["rope_freqs.weight"] = _gi.llama3_rope_factors(
+            extra["rope_freqs.weight"] = llama3_rope_factors(
                 hd, theta, float(scaling["factor"]), float(scaling.get("low_freq_factor", 1.0)),
                 float(scaling.get("high_freq_factor", 4.0)), int(scaling["original_max_position_embeddings"]))
         else:
@@ -313,7 +249,7 @@ def tensor_type_for(gguf_name, shape, outtype):
 
 
 def plan_model_tensors(tensors, config, arch, source="<model>"):
-    """[(gguf name, _Tensor with the data as llama.cpp wants it)] in file order."""
+    """[(gguf name, CheckpointTensor with the data as llama.cpp wants it)] in file order."""
     tied = bool(config.get("tie_word_embeddings", arch == "gpt2"))
     if arch != "gpt2" and "lm_head.weight" not in tensors:
         tied = True
@@ -322,7 +258,7 @@ def plan_model_tensors(tensors, config, arch, source="<model>"):
     n_kv = int(config.get("num_key_value_heads") or n_head)
     out, vocab_rows = {}, None
     for hf_name, t in tensors.items():
-        g = _gguf_name(hf_name, arch, tied)
+        g = gguf_tensor_name(hf_name, arch, tied)
         if g is None:
             continue
         base = g.split(".")[-2]
@@ -343,8 +279,8 @@ def plan_model_tensors(tensors, config, arch, source="<model>"):
         if arch in _LLAMA_LIKE and base in ("attn_q", "attn_k"):
             arr = permute_qk(arr, n_head if base == "attn_q" else n_kv)
         if arch == "gemma3" and g.endswith("norm.weight"):
-            arr, bf16 = (_Tensor(arr, bf16).float32() + np.float32(1.0)).astype(np.float32), False
-        out[g] = _Tensor(np.ascontiguousarray(arr), bf16)
+            arr, bf16 = (CheckpointTensor(arr, bf16).float32() + np.float32(1.0)).astype(np.float32), False
+        out[g] = CheckpointTensor(np.ascontiguousarray(arr), bf16)
     if "token_embd.weight" not in out:
         raise GGUFExportError(f"{source}: no token embedding tensor found")
 
@@ -356,7 +292,7 @@ def plan_model_tensors(tensors, config, arch, source="<model>"):
 
 
 # ---------------------------------------------------------------- convert
-def _progress_fn(progress):
+def progress_callback(progress):
     if callable(progress):
         return progress
     if not progress:
@@ -374,7 +310,7 @@ def _progress_fn(progress):
     return show
 
 
-def _load_config(folder):
+def load_config(folder):
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
         raise GGUFExportError(f"{folder}: no config.json (not a Hugging Face model folder)")
@@ -405,7 +341,7 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
     out_dir = os.path.dirname(os.path.abspath(out_file))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"cannot write '{out_file}': folder '{out_dir}' does not exist")
-    config = _load_config(folder)
+    config = load_config(folder)
     arch = gguf_arch(config, os.path.join(folder, "config.json"))
     qtype = _OUTTYPES[outtype.lower()]
     kv, extra = model_metadata(config, arch, os.path.join(folder, "config.json"))
@@ -434,5 +370,5 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
     for g, t in plan:
         typ = tensor_type_for(g, t.array.shape, qtype)
         w.add_tensor(g, typ, t.array, bf16=t.bf16)
-    w.write(_progress_fn(progress))
+    w.write(progress_callback(progress))
     return out_file

@@ -123,7 +123,7 @@ def write_modelfile(gguf_path, chat_template=None, stop=None, out_path=None, eos
     """Writes an Ollama Modelfile beside ``gguf_path`` (or at ``out_path``)
     atomically and returns its path. ``chat_template`` and ``eos_token``
     default to the GGUF file's own tokenizer metadata."""
-    from ..io import write_text_atomic
+    from ..fileio import write_text_atomic
 
     gguf_path = os.fspath(gguf_path)
     if chat_template is None or eos_token is None:

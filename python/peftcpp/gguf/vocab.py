@@ -35,9 +35,9 @@ NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
 # The split regexes of the families (as their tokenizer.json writes them); the
 # same strings peftcpp's GGUF importer rebuilds tokenizers from.
-from ..gguf_import import _LLAMA3_RE, _QWEN2_RE  # noqa: E402
+from .names import LLAMA3_RE, QWEN2_RE  # noqa: E402
 
-_REGEX_FAMILIES = {_LLAMA3_RE: "llama-bpe", _QWEN2_RE: "qwen2"}
+_REGEX_FAMILIES = {LLAMA3_RE: "llama-bpe", QWEN2_RE: "qwen2"}
 
 
 class TokenizerExportError(ValueError):

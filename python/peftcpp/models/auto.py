@@ -1,8 +1,9 @@
 """AutoConfig / AutoModelForCausalLM: pick the architecture from
 config.json's model_type."""
 
+from ..gguf.import_model import resolve_pretrained_source
 from ..hub import resolve_file
-from ..io import read_json_object
+from ..fileio import read_json_object
 from .configuration import CONFIG_NAME
 
 _REGISTRY = {}
@@ -38,8 +39,7 @@ def _read_config(name_or_path, **hub):
 class AutoConfig:
     @staticmethod
     def from_pretrained(name_or_path=None, gguf_file=None, **kwargs):
-        from ..default_model import resolve_model_source
-        name_or_path = resolve_model_source(name_or_path, gguf_file)
+        name_or_path = resolve_pretrained_source(name_or_path, gguf_file)
         hub = {k: kwargs.pop(k) for k in ("token", "revision", "cache_dir") if k in kwargs}
         path, d = _read_config(name_or_path, **hub)
         config_class, _ = _entry(d["model_type"], path)
@@ -50,10 +50,8 @@ class AutoConfig:
 class AutoModelForCausalLM:
     @staticmethod
     def from_pretrained(name_or_path=None, *args, gguf_file=None, **kwargs):
-        """A folder, a hub repo id, a .gguf file (or folder + gguf_file=),
-        or nothing: the default model (SmolLM2-135M-Instruct)."""
-        from ..default_model import resolve_model_source
-        name_or_path = resolve_model_source(name_or_path, gguf_file)
+        """A folder, a hub repo id, or a .gguf file (or folder + gguf_file=)."""
+        name_or_path = resolve_pretrained_source(name_or_path, gguf_file)
         hub = {k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs}
         path, d = _read_config(name_or_path, **hub)
         config_class, model_class = _entry(d["model_type"], path)

@@ -5,7 +5,7 @@ import json
 import os
 
 from ..hub import resolve_file
-from ..io import read_json_object, write_text_atomic
+from ..fileio import read_json_object, write_text_atomic
 
 CONFIG_NAME = "config.json"
 

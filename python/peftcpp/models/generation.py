@@ -63,7 +63,7 @@ class GenerationConfig:
     def from_pretrained(cls, name_or_path, config_file_name=GENERATION_CONFIG_NAME, **hub_kwargs):
         from ..hub import resolve_file
         path = resolve_file(name_or_path, config_file_name, **hub_kwargs)
-        from ..io import read_json_object
+        from ..fileio import read_json_object
         return cls.from_dict(read_json_object(path))
 
     def to_dict(self):
@@ -71,7 +71,7 @@ class GenerationConfig:
 
     def save_pretrained(self, save_directory, config_file_name=GENERATION_CONFIG_NAME):
         os.makedirs(save_directory, exist_ok=True)
-        from ..io import write_json_atomic
+        from ..fileio import write_json_atomic
         write_json_atomic(os.path.join(save_directory, config_file_name), self.to_dict(), sort_keys=True,
                           ensure_ascii=True)
 

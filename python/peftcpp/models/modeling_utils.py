@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .. import _core
-from .. import io as pc_io
+from .. import serialization
 from ..hub import resolve_file
 from ..nn import Module, Parameter, init_empty_weights
 from ..nn import functional as F
@@ -53,7 +53,7 @@ def load_checkpoint(name_or_path, **hub_kwargs):
         files.append(resolve_file(name_or_path, SAFE_WEIGHTS_NAME, **hub_kwargs))
     tensors, origin = {}, {}
     for path in files:
-        for k, v in pc_io.load_file(path).items():
+        for k, v in serialization.load_file(path).items():
             tensors[k] = v
             origin[k] = path
     return tensors, origin
@@ -177,7 +177,7 @@ class PreTrainedModel(Module):
         if getattr(self.config, "tie_word_embeddings", False):
             for k in self._tied_weights_keys:
                 sd.pop(k, None)
-        pc_io.save_file(dict(sd), os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        serialization.save_file(dict(sd), os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
         gc = self.__dict__.get("_generation_config")
         if gc is not None:
             gc.save_pretrained(save_directory)

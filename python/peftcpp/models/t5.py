@@ -381,11 +381,11 @@ class T5PreTrainedModel(PreTrainedModel):
         if head is not None and head.weight is self.shared.weight:
             sd.pop("lm_head.weight", None)
         import os
-        from .. import io as pc_io
+        from .. import serialization
         from .modeling_utils import SAFE_WEIGHTS_NAME
         os.makedirs(save_directory, exist_ok=True)
         self.config.save_pretrained(save_directory)
-        pc_io.save_file(sd, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        serialization.save_file(sd, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
         gc = self.__dict__.get("_generation_config")
         if gc is not None:
             gc.save_pretrained(save_directory)

@@ -231,7 +231,7 @@ class Optimizer:
         state tensors as ``state.<index>.<name>``, the step counts and the
         param_groups as JSON in the metadata. ``load_state`` restores it bit
         for bit."""
-        from .. import io
+        from .. import serialization
 
         groups, index = self._packed_groups()
         tensors, scalars = {}, {}
@@ -254,14 +254,14 @@ class Optimizer:
             }
         except TypeError as e:
             raise TypeError(f"[save_state] a hyper-parameter or state value is not JSON-serializable: {e}") from None
-        io.save_file(tensors, path, metadata=meta)
+        serialization.save_file(tensors, path, metadata=meta)
 
     def load_state(self, path):
         """Restores what ``save_state`` wrote; the optimizer must be of the same
         kind with the same parameter group sizes."""
-        from .. import io
+        from .. import serialization
 
-        tensors, meta = io.load_file_with_metadata(path)
+        tensors, meta = serialization.load_file_with_metadata(path)
         if meta.get("format") != _STATE_FORMAT:
             raise ValueError(f"[load_state] {path} is not a peftcpp optimizer state file")
         if meta.get("optimizer") != type(self).__name__:

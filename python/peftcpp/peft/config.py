@@ -76,7 +76,7 @@ class PeftConfig:
         os.makedirs(save_directory, exist_ok=True)
         d = self.to_dict()
         d.update(kwargs)
-        from ..io import write_json_atomic
+        from ..fileio import write_json_atomic
         write_json_atomic(os.path.join(save_directory, CONFIG_NAME), d, sort_keys=True, ensure_ascii=True,
                           trailing_newline=False)
 
@@ -100,7 +100,7 @@ class PeftConfig:
 
     @classmethod
     def from_json_file(cls, path):
-        from ..io import read_json_object
+        from ..fileio import read_json_object
         return read_json_object(path)
 
     @classmethod

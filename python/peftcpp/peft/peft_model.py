@@ -5,7 +5,7 @@ import contextlib
 import os
 import warnings
 
-from .. import io as pc_io
+from .. import serialization
 from ..nn import Module
 from .config import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, PeftConfig, TaskType
 from .tuners.lora.model import LoraModel
@@ -143,7 +143,7 @@ class PeftModel(Module):
             tensors = {k: v for k, v in get_peft_model_state_dict(self, sd, adapter_name=name).items()}
             meta = {"format": "pt"}
             meta.update(_base_meta(base))
-            pc_io.save_file(tensors, os.path.join(out_dir, SAFETENSORS_WEIGHTS_NAME), metadata=meta)
+            serialization.save_file(tensors, os.path.join(out_dir, SAFETENSORS_WEIGHTS_NAME), metadata=meta)
             d = cfg.to_dict()
             d["inference_mode"] = True
             if d.get("base_model_name_or_path") is None:
@@ -153,7 +153,7 @@ class PeftModel(Module):
                 if mt:
                     d["auto_mapping"] = {"base_model_class": type(base).__name__,
                                          "parent_library": f"transformers.models.{mt}.modeling_{mt}"}
-            from ..io import write_json_atomic
+            from ..fileio import write_json_atomic
             write_json_atomic(os.path.join(out_dir, CONFIG_NAME), d, sort_keys=True, ensure_ascii=True,
                               trailing_newline=False)
 
@@ -209,7 +209,7 @@ def _load_adapter_file(path, kwargs):
         from ..hub import resolve_file
         file = resolve_file(path, SAFETENSORS_WEIGHTS_NAME,
                             **{k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs})
-    return pc_io.load_file_with_metadata(file)
+    return serialization.load_file_with_metadata(file)
 
 
 def _wrong_base_message(path, config, meta, model, detail, what="First tensor that does not fit"):

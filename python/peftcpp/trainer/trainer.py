@@ -12,7 +12,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import _core
-from .. import io as pc_io
+from .. import serialization
 from .._tensor import manual_seed, no_grad
 from ..optim import AdamW, clip_grad_norm_, get_scheduler
 from . import checkpoint as ckpt
@@ -510,12 +510,12 @@ class Trainer:
             if not os.path.isfile(f):
                 raise ValueError(f"{path} has no {ADAPTER_WEIGHTS} to resume the adapter from")
             name = getattr(self.model, "active_adapter", "default")
-            set_peft_model_state_dict(self.model, pc_io.load_file(f), adapter_name=name)
+            set_peft_model_state_dict(self.model, serialization.load_file(f), adapter_name=name)
         else:
             f = os.path.join(path, MODEL_WEIGHTS)
             if not os.path.isfile(f):
                 raise ValueError(f"{path} has no {MODEL_WEIGHTS} to resume the model from")
-            self.model.load_state_dict(pc_io.load_file(f), strict=False)
+            self.model.load_state_dict(serialization.load_file(f), strict=False)
 
     def _load_training_state(self, path):
         opt = os.path.join(path, OPTIMIZER_NAME)

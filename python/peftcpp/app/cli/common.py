@@ -20,13 +20,15 @@ def model_label(name):
 
 def load_base(name=None, dtype=None):
     """(model, tokenizer) for a folder, hub id, .gguf file or None (default)."""
-    from ..models import AutoModelForCausalLM
-    from ..tokenization import AutoTokenizer
+    from ...models import AutoModelForCausalLM
+    from ...tokenization import AutoTokenizer
     if name and os.path.exists(name) and not (os.path.isdir(name) or name.endswith(".gguf")):
         raise CLIError(f"unknown model '{name}': it is a file, not a model folder or a .gguf file")
+    from ..default_model import resolve_model_source
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-        tok = AutoTokenizer.from_pretrained(name)
+        source = resolve_model_source(name)  # no name: the default model
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(source)
     except (FileNotFoundError, OSError) as e:
         if name and not os.path.exists(name):
             raise CLIError(f"unknown model '{name}': not a local folder or .gguf file, and it could not be "
@@ -74,7 +76,7 @@ def is_full_model_dir(path):
 def adapter_base(adapter_dir):
     """The base model an adapter names: adapter_config.json's
     base_model_name_or_path, or None for the default model."""
-    from ..io import read_json_object
+    from ...fileio import read_json_object
     cfg = read_json_object(os.path.join(adapter_dir, ADAPTER_CONFIG))
     base = cfg.get("base_model_name_or_path")
     rec = read_record(adapter_dir)
@@ -87,7 +89,7 @@ def load_adapter_model(adapter_dir, model=None, dtype=None):
     """(model with the adapter applied, tokenizer, base name). `model`
     overrides the base recorded in the adapter; a base of the wrong shape
     raises the loader's error, which names both models."""
-    from ..peft import PeftModel
+    from ...peft import PeftModel
     adapter_dir = check_adapter_dir(adapter_dir)
     if is_full_model_dir(adapter_dir):  # --fine-tune-type full wrote a whole model
         m, tok = load_base(adapter_dir, dtype=dtype)
@@ -102,7 +104,7 @@ def load_adapter_model(adapter_dir, model=None, dtype=None):
     except ValueError as e:
         raise CLIError(_first_line(e)) from None
     if os.path.isfile(os.path.join(adapter_dir, "tokenizer.json")):
-        from ..tokenization import AutoTokenizer
+        from ...tokenization import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(adapter_dir)  # the tokenizer it was trained with
     return pm, tok, base
 

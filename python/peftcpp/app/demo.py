@@ -65,7 +65,7 @@ def run_cli(argv):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m peftcpp.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m peftcpp.app.demo", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data", help="dataset folder (default: data)")
     p.add_argument("--iters", type=int, default=300, help="training iterations (default: 300)")
     p.add_argument("--learning-rate", default="2e-4", help="learning rate (default: 2e-4)")
@@ -80,7 +80,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     system, questions = held_out_questions(args.data)
     print("== 1. The base model on three questions held out of the dataset ==", flush=True)
-    base = peftcpp.AutoModelForCausalLM.from_pretrained()
+    from .default_model import default_model_path
+    base = peftcpp.AutoModelForCausalLM.from_pretrained(default_model_path())
     tok = peftcpp.AutoTokenizer.from_pretrained(base.name_or_path)
     before = ask(base, tok, system, questions, args.max_tokens)
     del base

@@ -9,11 +9,8 @@ they are written here once, as user code, and run over both libraries. The
 model id ("google/flan-t5-small", no network here) becomes a tiny random
 FLAN-T5-like checkpoint (gated-gelu, untied head) with a T5-style unigram
 tokenizer (<pad> 0, </s> 1, <unk> 2, "</s>" appended)."""
-import contextlib
-import io
 import json
 import os
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,6 +18,8 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from helpers import run_document_blocks
 
 torch.set_num_threads(1)
 LEX_DIM = 6
@@ -203,20 +202,16 @@ def run_document(tf, peft, model_dir, tok, out):
           "tokenized_datasets": _datasets(tok), "LEX_PROMPT": [[0.5] * LEX_DIM, [-0.5] * LEX_DIM]}
     # transformers 5 removed `evaluation_strategy` (the document's spelling); peftcpp keeps it
     eval_key = "evaluation_strategy" if tf == "peftcpp" else "eval_strategy"
-    printed = {}
     blocks = (("user", USER_CODE), ("1", DOC_1), ("2", DOC_2), ("3", DOC_3), ("4", DOC_4), ("5", DOC_5),
               ("6", DOC_6), ("gen", GENERATE))
-    for name, code in blocks:
+
+    def seed(name):
         if name == "1" and lib == "peftcpp":
             ns["torch"].manual_seed(0)
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            exec(textwrap.dedent(code.format(tf=tf, peft=peft, torch=lib, eval_key=eval_key)), ns)  # noqa: S102
-        printed[name] = buf.getvalue()
-    return ns, printed
+    return ns, run_document_blocks(blocks, ns, before=seed, tf=tf, peft=peft, torch=lib, eval_key=eval_key)
 
 
-def test_seed_000_runs_unchanged_and_matches_peft(model_dir, tmp_path):
+def test_t5_fusion_lora_document_runs_unchanged_and_matches_peft(model_dir, tmp_path):
     path, tok = model_dir
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
     ours, ours_out = run_document("peftcpp", "peftcpp", path, tok, tmp_path / "ours")

@@ -8,7 +8,7 @@ from .common import CLIError, adapter_base, check_adapter_dir, read_record
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
-    from ..gguf.quantize import FILE_TYPES
+    from ...gguf.quantize import FILE_TYPES
     return tuple(FILE_TYPES)
 
 
@@ -54,7 +54,7 @@ def quant_type(name):
 
 
 def _fuse(args):
-    from ..export import fuse
+    from ...export import fuse
     from .common import load_adapter_model
     d = check_adapter_dir(args.adapter_path)
     if not os.path.isfile(os.path.join(d, "adapter_config.json")):
@@ -63,7 +63,7 @@ def _fuse(args):
     fuse(pm, args.save_path)
     # the tokenizer the adapter was trained with, when it was saved with it
     if os.path.isfile(os.path.join(d, "tokenizer.json")):
-        from ..tokenization import AutoTokenizer
+        from ...tokenization import AutoTokenizer
         AutoTokenizer.from_pretrained(d).save_pretrained(args.save_path)
     print(f"Fused {d} into {args.save_path}")
     return base
@@ -94,7 +94,7 @@ def run_convert(args):
         stem = args.name or model_stem(args.adapter_path, base)
         _fuse(args)
         source = args.save_path
-    from .. import gguf
+    from ... import gguf
     os.makedirs(args.gguf_dir, exist_ok=True)
     f16 = os.path.join(args.gguf_dir, f"{stem}-finetuned-f16.gguf")
     gguf.convert(source, f16, outtype="f16", progress=sys.stderr.isatty())
@@ -114,7 +114,7 @@ def run_quantize(args):
     qt = quant_type(args.type)
     if not os.path.isfile(args.input):
         raise CLIError(f"GGUF file not found: {args.input}")
-    from .. import gguf
+    from ... import gguf
     gguf.quantize(args.input, args.output, qt, progress=sys.stderr.isatty())
     print(f"Wrote {args.output} ({qt}, {os.path.getsize(args.output) / 1e6:.1f} MB)")
 
@@ -130,10 +130,10 @@ def run_export_adapter(args):
         from ..default_model import default_model_path
         base = default_model_path()
     if not os.path.isdir(base):  # a hub id: its config is what the exporter needs
-        from ..models import AutoConfig
+        from ...models import AutoConfig
         base = AutoConfig.from_pretrained(base).to_dict()
     out = args.out or os.path.join("output", "gguf", f"{stem}-finetuned-lora-{args.outtype}.gguf")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    from .. import gguf
+    from ... import gguf
     gguf.export_adapter(d, out, base_model=base, outtype=args.outtype)
     print(f"Wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): llama-cli -m <base>.gguf --lora {out}")

@@ -17,7 +17,7 @@ def add_parsers(sub):
 
 
 def run_info(args):
-    from ..io import read_json_object
+    from ...fileio import read_json_object
     d = check_adapter_dir(args.adapter_dir, flag="ADAPTER_DIR")
     rec = read_record(d)
     rows = []

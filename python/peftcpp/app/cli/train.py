@@ -87,7 +87,7 @@ def _check(s):
 def find_blocks(model):
     """(attribute path, attribute name, count) of the model's list of
     transformer blocks: the largest ModuleList named 'layers' or 'h'."""
-    from ..nn import ModuleList
+    from ...nn import ModuleList
     best = None
     for name, m in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
@@ -101,7 +101,7 @@ def find_blocks(model):
 def lora_targets(model, num_layers):
     """mlx-lm's rule: every linear layer inside the last num_layers blocks
     (all blocks for -1). Returns (module names, layer indices or None, pattern)."""
-    from ..peft.tuners.lora.model import _is_linear
+    from ...peft.tuners.lora.model import _is_linear
     path, leaf, n = find_blocks(model)
     names = set()
     for name, m in model.named_modules():
@@ -132,22 +132,22 @@ def _record(s, status, **extra):
     d = {"status": status, "settings": {k: s[k] for k in TRAIN_DEFAULTS},
          "model": s["model"], "data": os.path.abspath(s["data"]), "iters": s["iters"],
          "updated": datetime.datetime.now().isoformat(timespec="seconds")}
-    from .. import __version__
+    from ... import __version__
     d["peftcpp_version"] = __version__
     d.update(extra)
     return d
 
 
 def _write_record(adapter_path, record):
-    from ..io import write_json_atomic
+    from ...fileio import write_json_atomic
     os.makedirs(adapter_path, exist_ok=True)
     write_json_atomic(os.path.join(adapter_path, TRAIN_RECORD), record, sort_keys=True)
 
 
 def _load_resume_weights(model, path):
     """--resume-from: copy an adapter's LoRA weights into the new adapter."""
-    from .. import io as pc_io
-    from ..peft import set_peft_model_state_dict
+    from ... import serialization
+    from ...peft import set_peft_model_state_dict
     f = path
     if os.path.isdir(path):
         f = os.path.join(path, ADAPTER_WEIGHTS)
@@ -156,7 +156,7 @@ def _load_resume_weights(model, path):
     elif not os.path.isfile(path):
         raise CLIError(f"--resume-from: adapter not found: {path}")
     try:
-        set_peft_model_state_dict(model, pc_io.load_file(f))
+        set_peft_model_state_dict(model, serialization.load_file(f))
     except ValueError as e:
         raise CLIError(f"--resume-from {path} does not fit this model and these LoRA settings (same --model, "
                        f"--rank and --num-layers as its training?): {e}") from None
@@ -164,9 +164,9 @@ def _load_resume_weights(model, path):
 
 
 def run(args):
-    from ..data import DatasetError, load_dataset
-    from ..peft import LoraConfig, get_peft_model
-    from ..trainer import Trainer, TrainingArguments, get_last_checkpoint
+    from ...data import DatasetError, load_dataset
+    from ...peft import LoraConfig, get_peft_model
+    from ...trainer import Trainer, TrainingArguments, get_last_checkpoint
     from . import memory
 
     cli = {k: getattr(args, k, None) for k in TRAIN_DEFAULTS}
@@ -187,7 +187,7 @@ def run(args):
         raise CLIError(f"data folder not found: {data} (it needs train.jsonl and valid.jsonl; pass --data DIR)")
 
     # the data is checked before the (slower) model load
-    from ..data import read_dataset
+    from ...data import read_dataset
     try:
         read_dataset(data, skip_invalid=s["skip_invalid"])
     except DatasetError as e:

@@ -13,8 +13,7 @@ import numpy as np
 from . import _core
 from ._tensor import Tensor
 
-__all__ = ["load_file", "load_file_with_metadata", "save_file", "write_text_atomic", "write_json_atomic", "read_json_object"]
-
+__all__ = ["load_file", "load_file_with_metadata", "save_file"]
 
 def load_file(filename):
     """``{name: Tensor}`` of a safetensors file (read-only views of its mmap;
@@ -58,42 +57,3 @@ def save_file(tensors, filename, metadata=None):
         metadata = dict(metadata)
     _core.save_safetensors(os.fspath(filename), converted, metadata)
 
-
-def write_text_atomic(path, text):
-    """Writes text to a temporary file beside `path`, fsyncs it and renames
-    it over `path`: readers see the old file or the new one, never a part."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json_atomic(path, obj, indent=2, sort_keys=False, ensure_ascii=False, trailing_newline=True):
-    """json.dumps(obj) (serialised before the file is touched) written with
-    write_text_atomic."""
-    import json
-    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
-    write_text_atomic(path, text + ("\n" if trailing_newline else ""))
-
-
-def read_json_object(path):
-    """The JSON object in `path`; errors name the file, line and column."""
-    import json
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(d).__name__}")
-    return d

@@ -15,7 +15,7 @@ def add_parser(sub):
 
 def run(args):
     import os
-    from ..data import DatasetError, merge_datasets
+    from ...data import DatasetError, merge_datasets
     out = os.path.abspath(args.out)
     for d in args.inputs:
         if os.path.abspath(d) == out:

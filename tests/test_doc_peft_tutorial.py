@@ -3,17 +3,16 @@ with only the imports switched from transformers/peft to peftcpp, and the
 same code run with transformers + PEFT as the oracle. The model id
 ("tiiuae/falcon-7b", no network here) becomes a tiny random Llama with a
 real byte-level BPE tokenizer; everything else is the tutorial's text."""
-import contextlib
-import io
 import json
 import os
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from helpers import run_document_blocks
 
 torch.set_num_threads(1)
 
@@ -117,16 +116,11 @@ def _data(tok):
 def run_tutorial(tf, peft, model_dir, tok, out):
     train_data, eval_data = _data(tok)
     ns = {"MODEL": model_dir, "OUT": str(out), "train_data": train_data, "eval_data": eval_data}
-    printed = {}
-    for name, code in (("2", SECTION_2), ("3", SECTION_3), ("4", SECTION_4), ("5", SECTION_5)):
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            exec(textwrap.dedent(code.format(tf=tf, peft=peft)), ns)  # noqa: S102 - the user's own code
-        printed[name] = buf.getvalue()
-    return ns, printed
+    blocks = (("2", SECTION_2), ("3", SECTION_3), ("4", SECTION_4), ("5", SECTION_5))
+    return ns, run_document_blocks(blocks, ns, tf=tf, peft=peft)
 
 
-def test_seed_004_runs_unchanged_and_matches_peft(model_dir, tmp_path):
+def test_peft_tutorial_runs_unchanged_and_matches_peft(model_dir, tmp_path):
     path, tok = model_dir
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
     ours, ours_out = run_tutorial("peftcpp", "peftcpp", path, tok, tmp_path / "ours")

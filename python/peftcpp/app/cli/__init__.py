@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main", "CLIError"]
 
 def _import_gguf(args):
     import os
-    from ..gguf_import import import_gguf
+    from ...gguf import import_gguf
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"{args.file}: no such GGUF file")
     if os.path.isdir(args.out_dir) and os.listdir(args.out_dir) and not args.force:

@@ -1,0 +1,6 @@
+"""`python -m peftcpp ...`: the `peftcpp` command line."""
+import sys
+
+from .app.cli import main
+
+sys.exit(main())
