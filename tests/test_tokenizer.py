@@ -660,6 +660,18 @@ def test_no_torch_or_transformers_import():
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
 
 
+def test_package_exports():
+    """The names of the former single-module peftcpp.tokenization stay importable from the package."""
+    import peftcpp
+    import peftcpp.tokenization as t
+
+    assert peftcpp.AutoTokenizer is t.AutoTokenizer and peftcpp.PreTrainedTokenizer is t.PreTrainedTokenizer
+    assert t.PreTrainedTokenizerFast is t.PreTrainedTokenizer and callable(t.render_chat)
+    assert (t.TOKENIZER_FILE, t.TOKENIZER_CONFIG_FILE, t.CHAT_TEMPLATE_FILE) == \
+        ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+    assert "pad_token" in t.SPECIAL_TOKENS_ATTRIBUTES and t.VERY_LARGE_INTEGER > t.LARGE_INTEGER
+
+
 def test_instantiation_errors():
     with pytest.raises(EnvironmentError):
         AutoTokenizer()
