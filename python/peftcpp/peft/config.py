@@ -11,6 +11,7 @@ import warnings
 from dataclasses import field
 from typing import Optional, Union
 
+from ..hub import resolve_file
 from .utils.constants import CONFIG_NAME, PEFT_FORMAT_VERSION, SAFETENSORS_WEIGHTS_NAME
 from .utils.peft_types import PEFT_TYPE_TO_CONFIG_MAPPING, PeftType, TaskType
 
@@ -103,7 +104,6 @@ class PeftConfigMixin:
             path = os.path.join(path, subfolder)
         file = os.path.join(path, CONFIG_NAME)
         if not os.path.isfile(file):
-            from ..hub import resolve_file
             file = resolve_file(pretrained_model_name_or_path, CONFIG_NAME, **kwargs)
         d = cls.from_json_file(file)
         return cls.from_dict(d)

@@ -7,6 +7,7 @@ import os
 import warnings
 
 from .. import io as pc_io
+from ..hub import resolve_file
 from ..nn import Module
 from .config import PeftConfig
 from .utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
@@ -206,7 +207,6 @@ def _load_adapter_file(path, kwargs):
         if os.path.isfile(os.path.join(path, "adapter_model.bin")):
             raise ValueError(f"{path}: adapter_model.bin (pickle) is not supported; save the adapter with "
                              "safe_serialization=True (adapter_model.safetensors)")
-        from ..hub import resolve_file
         file = resolve_file(path, SAFETENSORS_WEIGHTS_NAME,
                             **{k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs})
     return pc_io.load_file_with_metadata(file)

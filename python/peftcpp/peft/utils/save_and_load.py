@@ -4,6 +4,8 @@ The method's adapter weights are found through the registry: its tuner's
 layer class names them (`adapter_layer_names`), its prefix marks them."""
 import re
 
+from ..._tensor import float32, no_grad
+from ...nn import Parameter
 from .constants import EMBEDDING_LAYER_NAMES, INCLUDE_LINEAR_LAYERS_SHORTHAND
 from .other import ModulesToSaveWrapper
 from .peft_types import PEFT_TYPE_TO_PREFIX_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
@@ -123,8 +125,6 @@ def set_peft_model_state_dict(model, peft_model_state_dict, adapter_name="defaul
     parameters. Checks every tensor first (AdapterMismatchError names the
     first that does not fit), then copies. Returns the model keys of this
     adapter that the file did not have."""
-    from ..._tensor import float32, no_grad
-    from ...nn import Parameter
     own = dict(model.named_parameters(remove_duplicate=False))
     for k, v in model.state_dict(keep_vars=True).items():
         own.setdefault(k, v)
