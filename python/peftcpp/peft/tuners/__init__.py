@@ -3,6 +3,8 @@
 (config.py, layer.py, model.py, __init__.py with the register call) and
 one import line below."""
 from .lora import LoraConfig, LoraModel
+from .target_selection import check_target_module_exists, find_blocks, last_blocks_linear_targets
 from .tuners_utils import BaseTuner, BaseTunerLayer
 
-__all__ = ["LoraConfig", "LoraModel", "BaseTuner", "BaseTunerLayer"]
+__all__ = ["LoraConfig", "LoraModel", "BaseTuner", "BaseTunerLayer", "check_target_module_exists", "find_blocks",
+           "last_blocks_linear_targets"]
