@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _core
 from .. import nn
-from ..nn import functional as F
+from ..nn import Conv1D, functional as F  # Conv1D lives in nn (transformers.pytorch_utils)
 from ..utils import checkpoint
 from .configuration import PretrainedConfig
 from .generation import GenerationMixin
@@ -55,27 +55,6 @@ def _alias(own):
 
 for _common, _own in _ALIASES.items():
     setattr(GPT2Config, _common, _alias(_own))
-
-
-class Conv1D(nn.Module):
-    """transformers' Conv1D: a linear layer whose weight is stored [in, out];
-    forward is x @ weight + bias."""
-
-    def __init__(self, nf, nx):
-        super().__init__()
-        self.nf, self.nx = nf, nx
-        w = _core.zeros([nx, nf], _core.DType.float32)
-        nn.init.normal_(w, std=0.02)
-        self.weight = nn.Parameter(w)
-        self.bias = nn.Parameter(_core.zeros([nf], _core.DType.float32))
-
-    def forward(self, x):
-        shape = list(x.shape)
-        y = _core.matmul(x.reshape(-1, shape[-1]), self.weight) + self.bias
-        return y.reshape(*shape[:-1], self.nf)
-
-    def extra_repr(self):
-        return f"nf={self.nf}, nx={self.nx}"
 
 
 class GPT2Attention(nn.Module):

@@ -2,6 +2,7 @@
 from . import functional, init  # noqa: F401
 from .module import Module
 from .modules import (
+    Conv1D,
     GELU,
     Dropout,
     Embedding,
@@ -10,6 +11,7 @@ from .modules import (
     Linear,
     ModuleDict,
     ModuleList,
+    ParameterDict,
     ReLU,
     RMSNorm,
     Sequential,
@@ -21,4 +23,5 @@ from .parameter import Parameter
 from . import utils  # noqa: F401
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "SiLU", "ReLU",
-           "Tanh", "Identity", "init_empty_weights", "ModuleList", "ModuleDict", "Sequential", "functional", "init", "utils"]
+           "Tanh", "Identity", "init_empty_weights", "ModuleList", "ModuleDict", "ParameterDict",
+           "Conv1D", "Sequential", "functional", "init", "utils"]

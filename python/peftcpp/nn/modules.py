@@ -208,35 +208,83 @@ class ModuleList(Module):
         return self
 
 
-class ModuleDict(Module):
-    def __init__(self, modules=None):
+class _KeyedDict(Module):
+    """Mapping access shared by ModuleDict and ParameterDict; `_store` names
+    the Module dict (`_modules` / `_parameters`) whose entries are the items."""
+    _store = "_modules"
+
+    def __init__(self, items=None):
         super().__init__()
-        for k, v in (modules or {}).items():
-            self.add_module(k, v)
+        for k, v in (items or {}).items():
+            self[k] = v
+
+    def _entries(self):
+        return self.__dict__[self._store]
 
     def __getitem__(self, k):
-        return self._modules[k]
+        return self._entries()[k]
+
+    def __contains__(self, k):
+        return k in self._entries()
+
+    def __len__(self):
+        return len(self._entries())
+
+    def __iter__(self):
+        return iter(self._entries())
+
+    def keys(self):
+        return self._entries().keys()
+
+    def items(self):
+        return self._entries().items()
+
+    def values(self):
+        return self._entries().values()
+
+    def pop(self, k, *default):
+        return self._entries().pop(k, *default)
+
+
+class ModuleDict(_KeyedDict):
+    def __init__(self, modules=None):
+        super().__init__(modules)
 
     def __setitem__(self, k, m):
         self.add_module(k, m)
 
-    def __contains__(self, k):
-        return k in self._modules
 
-    def __len__(self):
-        return len(self._modules)
+class ParameterDict(_KeyedDict):
+    """torch.nn.ParameterDict's naming: parameters registered under their keys."""
+    _store = "_parameters"
 
-    def __iter__(self):
-        return iter(self._modules)
+    def __init__(self, parameters=None):
+        super().__init__(parameters)
 
-    def keys(self):
-        return self._modules.keys()
+    def __setitem__(self, k, p):
+        self.register_parameter(k, p)
 
-    def items(self):
-        return self._modules.items()
 
-    def values(self):
-        return self._modules.values()
+class Conv1D(Module):
+    """transformers' Conv1D (transformers.pytorch_utils): a linear layer whose
+    weight is stored [in, out]; forward is x @ weight + bias. Here, not in an
+    architecture, so that LoRA's layer detection needs no model import."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf, self.nx = nf, nx
+        w = _core.zeros([nx, nf], float32)
+        init.normal_(w, std=0.02)
+        self.weight = Parameter(w)
+        self.bias = Parameter(_core.zeros([nf], float32))
+
+    def forward(self, x):
+        shape = list(x.shape)
+        y = _core.matmul(x.reshape(-1, shape[-1]), self.weight) + self.bias
+        return y.reshape(*shape[:-1], self.nf)
+
+    def extra_repr(self):
+        return f"nf={self.nf}, nx={self.nx}"
 
 
 class Sequential(Module):

@@ -1,34 +1,22 @@
-"""PeftConfig and TaskType with Hugging Face PEFT's names; configs read and
-write adapter_config.json as PEFT does (sorted keys, indent 2)."""
+"""PeftConfigMixin / PeftConfig: the fields every method's config has, as
+typed dataclass fields with help text (PEFT's names); configs read and write
+adapter_config.json as PEFT does (sorted keys, indent 2). A method's config
+subclasses PeftConfig; PeftConfig.from_pretrained picks it by peft_type from
+the method registry."""
 import dataclasses
 import enum
 import json
 import os
 import warnings
+from dataclasses import field
+from typing import Optional, Union
 
-CONFIG_NAME = "adapter_config.json"
-SAFETENSORS_WEIGHTS_NAME = "adapter_model.safetensors"
-# adapter_config.json's peft_version: the PEFT release whose on-disk format this follows
-PEFT_FORMAT_VERSION = "0.21.2"
+from ..hub import resolve_file
+from .utils.constants import CONFIG_NAME, PEFT_FORMAT_VERSION, SAFETENSORS_WEIGHTS_NAME
+from .utils.peft_types import PEFT_TYPE_TO_CONFIG_MAPPING, PeftType, TaskType
 
-
-class TaskType(str, enum.Enum):
-    SEQ_CLS = "SEQ_CLS"
-    SEQ_2_SEQ_LM = "SEQ_2_SEQ_LM"
-    CAUSAL_LM = "CAUSAL_LM"
-    TOKEN_CLS = "TOKEN_CLS"
-    QUESTION_ANS = "QUESTION_ANS"
-    FEATURE_EXTRACTION = "FEATURE_EXTRACTION"
-
-    def __str__(self):
-        return self.value
-
-
-class PeftType(str, enum.Enum):
-    LORA = "LORA"
-
-    def __str__(self):
-        return self.value
+__all__ = ["PeftConfigMixin", "PeftConfig", "PeftType", "TaskType", "CONFIG_NAME", "SAFETENSORS_WEIGHTS_NAME",
+           "PEFT_FORMAT_VERSION"]
 
 
 def _plain(v):
@@ -44,15 +32,22 @@ def _plain(v):
 
 
 @dataclasses.dataclass
-class PeftConfig:
-    """Fields every PEFT config has."""
-    task_type: object = None
-    peft_type: object = None
-    auto_mapping: object = None
-    base_model_name_or_path: object = None
-    revision: object = None
-    inference_mode: bool = False
-    peft_version: object = None
+class PeftConfigMixin:
+    """Serialisation (adapter_config.json) and the fields of any adapter config."""
+    task_type: Optional[Union[TaskType, str]] = field(
+        default=None, metadata={"help": "The task the model is adapted for (TaskType: CAUSAL_LM, SEQ_2_SEQ_LM, ...); "
+                                        "it picks the PeftModel subclass."})
+    peft_type: Optional[Union[PeftType, str]] = field(
+        default=None, metadata={"help": "The fine-tuning method; each method's config sets it."})
+    auto_mapping: Optional[dict] = field(
+        default=None, metadata={"help": "Base model class and library, written when no task_type is set."})
+    base_model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "Name or path of the base model the adapter is trained on."})
+    revision: Optional[str] = field(default=None, metadata={"help": "Revision of the base model."})
+    inference_mode: bool = field(
+        default=False, metadata={"help": "Adapter weights frozen (True when loaded for inference)."})
+    peft_version: Optional[str] = field(
+        default=None, metadata={"help": "PEFT release whose format this follows; filled in when left empty."})
 
     def __post_init__(self):
         if self.task_type is not None:
@@ -83,13 +78,12 @@ class PeftConfig:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        if cls is PeftConfig:
-            from .mapping import PEFT_TYPE_TO_CONFIG
+        if cls in (PeftConfig, PeftConfigMixin):  # the method's own config class, by peft_type
             pt = d.get("peft_type")
-            if pt not in PEFT_TYPE_TO_CONFIG:
+            if pt not in PEFT_TYPE_TO_CONFIG_MAPPING:
                 raise ValueError(f"adapter config has peft_type {pt!r}; peftcpp supports "
-                                 f"{', '.join(PEFT_TYPE_TO_CONFIG)}")
-            return PEFT_TYPE_TO_CONFIG[pt].from_dict(d)
+                                 f"{', '.join(PEFT_TYPE_TO_CONFIG_MAPPING)}")
+            return PEFT_TYPE_TO_CONFIG_MAPPING[pt].from_dict(d)
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in d.items() if k in names}
         unknown = sorted(k for k in d if k not in names)
@@ -110,7 +104,6 @@ class PeftConfig:
             path = os.path.join(path, subfolder)
         file = os.path.join(path, CONFIG_NAME)
         if not os.path.isfile(file):
-            from ..hub import resolve_file
             file = resolve_file(pretrained_model_name_or_path, CONFIG_NAME, **kwargs)
         d = cls.from_json_file(file)
         return cls.from_dict(d)
@@ -118,3 +111,8 @@ class PeftConfig:
     @property
     def is_prompt_learning(self):
         return False
+
+
+@dataclasses.dataclass
+class PeftConfig(PeftConfigMixin):
+    """Base class of the methods' configs (LoraConfig, ...)."""

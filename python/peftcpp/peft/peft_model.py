@@ -1,14 +1,18 @@
 """PeftModel: the wrapper get_peft_model returns (PEFT's methods and
 parameter names: base_model.model.<path>), and adapter files that
-Hugging Face PEFT reads and writes."""
+Hugging Face PEFT reads and writes. Its base_model is the method's tuner
+(LoraModel, ...), found by peft_type in the method registry."""
 import contextlib
 import os
 import warnings
 
 from .. import serialization
+from ..hub import resolve_file
 from ..nn import Module
-from .config import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, PeftConfig, TaskType
-from .tuners.lora.model import LoraModel
+from .config import PeftConfig
+from .utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+from .utils.other import getattr_or_inner
+from .utils.peft_types import PEFT_TYPE_TO_TUNER_MAPPING, TaskType
 from .utils.save_and_load import AdapterMismatchError, get_peft_model_state_dict, set_peft_model_state_dict
 
 _META_PREFIX = "peftcpp_base_"
@@ -41,16 +45,11 @@ def _base_meta(model):
 class PeftModel(Module):
     def __init__(self, model, peft_config, adapter_name="default", **kwargs):
         super().__init__()
-        self.base_model = LoraModel(model, peft_config, adapter_name)
+        self.base_model = PEFT_TYPE_TO_TUNER_MAPPING[peft_config.peft_type](model, peft_config, adapter_name)
         object.__setattr__(self, "special_peft_forward_args", {"adapter_names"})
 
     def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "base_model":
-                raise
-            return getattr(self.__dict__["_modules"]["base_model"], name)
+        return getattr_or_inner(self, name, "base_model")
 
     # ------------------------------------------------------------ basics
     @property
@@ -171,7 +170,7 @@ class PeftModel(Module):
             peft_model = target_cls(model, config, adapter_name)
         except ValueError as e:
             raise ValueError(_wrong_base_message(path, config, meta, model, str(e), _NO_MODULE)) from None
-        peft_model._load_tensors(path, config, tensors, meta, adapter_name)
+        peft_model.load_adapter_tensors(path, config, tensors, meta, adapter_name)
         if not is_trainable:
             peft_model.eval()
         return peft_model
@@ -186,11 +185,13 @@ class PeftModel(Module):
         except ValueError as e:
             raise ValueError(_wrong_base_message(path, config, meta, self.get_base_model(), str(e),
                                                  _NO_MODULE)) from None
-        self._load_tensors(path, config, tensors, meta, adapter_name)
+        self.load_adapter_tensors(path, config, tensors, meta, adapter_name)
         if not is_trainable:
             self.eval()
 
-    def _load_tensors(self, path, config, tensors, meta, adapter_name):
+    def load_adapter_tensors(self, path, config, tensors, meta, adapter_name):
+        """Puts adapter_name's tensors read from `path` in place; a tensor that
+        does not fit names the base model the adapter was trained on."""
         try:
             missing = set_peft_model_state_dict(self, tensors, adapter_name=adapter_name)
         except AdapterMismatchError as e:
@@ -206,7 +207,6 @@ def _load_adapter_file(path, kwargs):
         if os.path.isfile(os.path.join(path, "adapter_model.bin")):
             raise ValueError(f"{path}: adapter_model.bin (pickle) is not supported; save the adapter with "
                              "safe_serialization=True (adapter_model.safetensors)")
-        from ..hub import resolve_file
         file = resolve_file(path, SAFETENSORS_WEIGHTS_NAME,
                             **{k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs})
     return serialization.load_file_with_metadata(file)

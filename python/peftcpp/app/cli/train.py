@@ -85,33 +85,22 @@ def _check(s):
 
 
 def find_blocks(model):
-    """(attribute path, attribute name, count) of the model's list of
-    transformer blocks: the largest ModuleList named 'layers' or 'h'."""
-    from ...nn import ModuleList
-    best = None
-    for name, m in model.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if isinstance(m, ModuleList) and leaf in ("layers", "h", "blocks") and (best is None or len(m) > best[2]):
-            best = (name, leaf, len(m))
-    if best is None:
-        raise CLIError(f"cannot find the transformer blocks of {type(model).__name__} (no 'layers' list)")
-    return best
+    """(attribute path, attribute name, count) of the model's transformer blocks."""
+    from ...peft.tuners.target_selection import BlocksNotFoundError, find_blocks as library_find_blocks
+    try:
+        return library_find_blocks(model)
+    except BlocksNotFoundError as e:
+        raise CLIError(str(e)) from None
 
 
 def lora_targets(model, num_layers):
-    """mlx-lm's rule: every linear layer inside the last num_layers blocks
-    (all blocks for -1). Returns (module names, layer indices or None, pattern)."""
-    from ...peft.tuners.lora.model import _is_linear
-    path, leaf, n = find_blocks(model)
-    names = set()
-    for name, m in model.named_modules():
-        if name.startswith(path + ".") and _is_linear(m):
-            names.add(name.rsplit(".", 1)[-1])
-    if num_layers == -1 or num_layers >= n:
-        layers = None
-    else:
-        layers = list(range(n - num_layers, n))
-    return sorted(names), layers, leaf, n
+    """Every linear layer inside the last num_layers blocks (all for -1):
+    (module names, layer indices or None, pattern, number of blocks)."""
+    from ...peft.tuners.target_selection import BlocksNotFoundError, last_blocks_linear_targets
+    try:
+        return last_blocks_linear_targets(model, num_layers)
+    except BlocksNotFoundError as e:
+        raise CLIError(str(e)) from None
 
 
 def _system_prompt(raw_examples):

@@ -6,6 +6,17 @@ from collections import OrderedDict
 from ...nn import Module, ModuleDict, Parameter
 
 
+def getattr_or_inner(module, name, inner):
+    """A wrapper module's attribute `name`, else the same attribute of its
+    child module `inner` (PeftModel -> tuner -> base model pass through)."""
+    try:
+        return Module.__getattr__(module, name)
+    except AttributeError:
+        if name == inner:
+            raise
+        return getattr(module.__dict__["_modules"][inner], name)
+
+
 def get_pattern_key(pattern_keys, key_to_match):
     """The rank_pattern / alpha_pattern key that matches a module name
     (as `(.*\\.)?(key)$`), or the name itself."""
@@ -73,7 +84,7 @@ class ModulesToSaveWrapper(Module):
 
     def delete_adapter(self, adapter_name):
         if adapter_name in self.modules_to_save:
-            del self.modules_to_save._modules[adapter_name]
+            self.modules_to_save.pop(adapter_name)
         if adapter_name in self._active:
             self._active.remove(adapter_name)
 

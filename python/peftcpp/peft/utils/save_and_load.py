@@ -1,9 +1,24 @@
 """Adapter state dicts with PEFT's key names: in memory
-`...q_proj.lora_A.<adapter>.weight`, on disk `...q_proj.lora_A.weight`."""
+`...q_proj.lora_A.<adapter>.weight`, on disk `...q_proj.lora_A.weight`.
+The method's adapter weights are found through the registry: its tuner's
+layer class names them (`adapter_layer_names`), its prefix marks them."""
 import re
 
-from ..tuners.lora.layer import LoraLayer
+from ..._tensor import float32, no_grad
+from ...nn import Parameter
+from .constants import EMBEDDING_LAYER_NAMES, INCLUDE_LINEAR_LAYERS_SHORTHAND
 from .other import ModulesToSaveWrapper
+from .peft_types import PEFT_TYPE_TO_PREFIX_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
+
+
+def _layer_cls(config):
+    return PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type].tuner_layer_cls
+
+
+def _is_adapter_key(key, names, adapter_name):
+    """A model key of adapter_name's weight: `.<name>.<adapter>.` inside (a
+    module's weight) or `.<name>.<adapter>` at the end (a parameter dict)."""
+    return any(f".{n}.{adapter_name}." in key or key.endswith(f".{n}.{adapter_name}") for n in names)
 
 
 def _wrapper_prefixes(model):
@@ -14,12 +29,9 @@ def _wrapper_prefixes(model):
     return out
 
 
-EMBEDDING_LAYER_NAMES = ["embed_tokens", "lm_head"]
-
-
 def _embedding_is_targeted(config, base):
     tm = config.target_modules
-    if isinstance(tm, str) and tm != "all-linear":
+    if isinstance(tm, str) and tm != INCLUDE_LINEAR_LAYERS_SHORTHAND:
         return any(re.fullmatch(tm, k) for k, _ in base.named_modules()
                    if any(re.match(rf"(.*\.)?{e}$", k) for e in EMBEDDING_LAYER_NAMES))
     if tm:
@@ -34,20 +46,20 @@ def get_peft_model_state_dict(model, state_dict=None, adapter_name="default", sa
     config = model.peft_config[adapter_name]
     if state_dict is None:
         state_dict = model.state_dict()
-    bias = config.bias
+    layer_cls, prefix = _layer_cls(config), PEFT_TYPE_TO_PREFIX_MAPPING[config.peft_type]
+    names = layer_cls.adapter_layer_names
+    bias = getattr(config, "bias", "none")
     out = {}
     for k, v in state_dict.items():
-        if f".lora_A.{adapter_name}." in k or f".lora_B.{adapter_name}." in k:
-            out[_strip(k, adapter_name)] = v
-        elif k.endswith(f".lora_embedding_A.{adapter_name}") or k.endswith(f".lora_embedding_B.{adapter_name}"):
-            out[k[:-len(adapter_name) - 1]] = v
+        if _is_adapter_key(k, names, adapter_name):
+            out[_strip(k, names, adapter_name)] = v
     if bias == "all":
         for k, v in state_dict.items():
-            if "bias" in k and "lora_" not in k and ".modules_to_save." not in k and ".original_module." not in k:
+            if "bias" in k and prefix not in k and ".modules_to_save." not in k and ".original_module." not in k:
                 out[k] = v
-    elif bias == "lora_only":
+    elif bias == f"{prefix}only":  # "lora_only": the biases of the wrapped layers
         for name, m in model.named_modules():
-            if isinstance(m, LoraLayer) and getattr(m.base_layer, "bias", None) is not None:
+            if isinstance(m, layer_cls) and getattr(m.base_layer, "bias", None) is not None:
                 key = f"{name}.base_layer.bias"
                 if key in state_dict:
                     out[key] = state_dict[key]
@@ -58,33 +70,37 @@ def get_peft_model_state_dict(model, state_dict=None, adapter_name="default", sa
         base = model.get_base_model()
         layers = [getattr(base, f, lambda: None)() for f in ("get_input_embeddings", "get_output_embeddings")]
         for name, m in model.named_modules():
-            if any(m is layer for layer in layers if layer is not None) and isinstance(m, LoraLayer):
+            if any(m is layer for layer in layers if layer is not None) and isinstance(m, layer_cls):
                 for k, v in state_dict.items():
-                    if k.startswith(name + ".") and "lora_" not in k:
+                    if k.startswith(name + ".") and prefix not in k:
                         out[k] = v
-    for prefix in _wrapper_prefixes(model):
-        inner = f"{prefix}.modules_to_save.{adapter_name}."
+    for wrapper in _wrapper_prefixes(model):
+        inner = f"{wrapper}.modules_to_save.{adapter_name}."
         for k, v in state_dict.items():
             if k.startswith(inner):
-                out[prefix + "." + k[len(inner):]] = v
+                out[wrapper + "." + k[len(inner):]] = v
     return out
 
 
-def _strip(key, adapter_name):
-    for part in ("lora_A", "lora_B"):
-        key = key.replace(f".{part}.{adapter_name}.", f".{part}.")
+def _strip(key, names, adapter_name):
+    for n in names:
+        if key.endswith(f".{n}.{adapter_name}"):
+            return key[:-len(adapter_name) - 1]
+        key = key.replace(f".{n}.{adapter_name}.", f".{n}.")
     return key
 
 
-def to_model_key(key, adapter_name, wrapper_prefixes=()):
-    """On-disk key → the model's parameter name for adapter_name."""
-    for part in ("lora_A", "lora_B"):
-        tag = f".{part}."
+def to_model_key(key, adapter_name, names, wrapper_prefixes=()):
+    """On-disk key → the model's parameter name for adapter_name (`names`:
+    the method's adapter_layer_names)."""
+    for n in names:
+        tag = f".{n}."
         if tag in key:
             head, _, tail = key.rpartition(tag)
             return f"{head}{tag}{adapter_name}.{tail}"
-    if key.endswith(".lora_embedding_A") or key.endswith(".lora_embedding_B"):
-        return f"{key}.{adapter_name}"
+    for n in names:
+        if key.endswith(f".{n}"):
+            return f"{key}.{adapter_name}"
     for prefix in wrapper_prefixes:
         if key.startswith(prefix + "."):
             return f"{prefix}.modules_to_save.{adapter_name}.{key[len(prefix) + 1:]}"
@@ -109,15 +125,15 @@ def set_peft_model_state_dict(model, peft_model_state_dict, adapter_name="defaul
     parameters. Checks every tensor first (AdapterMismatchError names the
     first that does not fit), then copies. Returns the model keys of this
     adapter that the file did not have."""
-    from ..._tensor import float32, no_grad
-    from ...nn import Parameter
     own = dict(model.named_parameters(remove_duplicate=False))
     for k, v in model.state_dict(keep_vars=True).items():
         own.setdefault(k, v)
     prefixes = _wrapper_prefixes(model)
+    config = model.peft_config.get(adapter_name)
+    names = _layer_cls(config).adapter_layer_names if config is not None else ()
     plan = []
     for k, v in peft_model_state_dict.items():
-        mk = to_model_key(k, adapter_name, prefixes)
+        mk = to_model_key(k, adapter_name, names, prefixes)
         target = own.get(mk)
         if target is None:
             raise AdapterMismatchError(k, mk, tuple(v.shape), None)
@@ -137,7 +153,5 @@ def set_peft_model_state_dict(model, peft_model_state_dict, adapter_name="defaul
                 if rg:
                     mod._parameters[leaf].requires_grad_(True)
     loaded = {mk for mk, _, _ in plan}
-    missing = [k for k in own if (f".lora_A.{adapter_name}." in k or f".lora_B.{adapter_name}." in k
-                                  or k.endswith(f".lora_embedding_A.{adapter_name}")
-                                  or k.endswith(f".lora_embedding_B.{adapter_name}")) and k not in loaded]
+    missing = [k for k in own if _is_adapter_key(k, names, adapter_name) and k not in loaded]
     return missing

@@ -8,19 +8,20 @@ import math
 import numpy as np
 
 from .... import _core
-from ....nn import Dropout, Identity, Linear as _NNLinear, Module, ModuleDict, Parameter
+from ....nn import Dropout, Identity, Linear as _NNLinear, Module, ModuleDict, Parameter, ParameterDict
 from ....nn import functional as F
 from ....nn import init
-from ...._tensor import float32, no_grad
+from ...._tensor import no_grad
+from ..tuners_utils import BaseTunerLayer
 
 
-class LoraLayer:
+class LoraLayer(BaseTunerLayer):
     """What every LoRA layer has (PEFT's attribute names)."""
-    adapter_layer_names = ("lora_A", "lora_B")
-    other_param_names = ("r", "lora_alpha", "scaling", "lora_dropout")
+    adapter_layer_names = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B")
+    other_param_names = ("r", "lora_alpha", "scaling", "lora_dropout", "use_rslora")
 
-    def _init_lora_state(self, base_layer, fan_in_fan_out):
-        self.base_layer = base_layer
+    def init_lora_state(self, base_layer, fan_in_fan_out):
+        self.init_tuner_state(base_layer, fan_in_fan_out)
         self.lora_dropout = ModuleDict()
         self.lora_A = ModuleDict()
         self.lora_B = ModuleDict()
@@ -28,53 +29,6 @@ class LoraLayer:
         object.__setattr__(self, "lora_alpha", {})
         object.__setattr__(self, "scaling", {})
         object.__setattr__(self, "use_rslora", {})
-        object.__setattr__(self, "merged_adapters", [])
-        object.__setattr__(self, "_merge_stack", [])  # (adapter, weight before the merge)
-        object.__setattr__(self, "_active_adapter", [])
-        object.__setattr__(self, "_disable_adapters", False)
-        object.__setattr__(self, "fan_in_fan_out", fan_in_fan_out)
-        w = base_layer.weight
-        if fan_in_fan_out:  # Conv1D: weight stored [in, out]
-            self.in_features, self.out_features = w.shape[0], w.shape[1]
-        else:
-            self.in_features, self.out_features = w.shape[1], w.shape[0]
-
-    def _adapter_dicts(self):
-        return [self.lora_A, self.lora_B]
-
-    def has_adapter(self, name):
-        return name in self.r
-
-    # ------------------------------------------------------------ state
-    @property
-    def merged(self):
-        return bool(self.merged_adapters)
-
-    @property
-    def disable_adapters(self):
-        return self._disable_adapters
-
-    @property
-    def active_adapters(self):
-        return list(self._active_adapter)
-
-    @property
-    def active_adapter(self):
-        return self._active_adapter[0] if len(self._active_adapter) == 1 else list(self._active_adapter)
-
-    def enable_adapters(self, enabled):
-        object.__setattr__(self, "_disable_adapters", not enabled)
-
-    def set_adapter(self, adapter_names, inference_mode=False):
-        if isinstance(adapter_names, str):
-            adapter_names = [adapter_names]
-        for d in self._adapter_dicts():
-            for name in list(d.keys()):
-                trainable = name in adapter_names and not inference_mode
-                item = d[name]
-                for p in (item.parameters() if isinstance(item, Module) else [item]):
-                    p.requires_grad_(trainable)
-        object.__setattr__(self, "_active_adapter", list(adapter_names))
 
     def update_layer(self, adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora):
         if r <= 0:
@@ -90,8 +44,7 @@ class LoraLayer:
             self.pissa_init(adapter_name)
         elif init_lora_weights:
             self.reset_lora_parameters(adapter_name, init_lora_weights)
-        if adapter_name not in self._active_adapter and not self._active_adapter:
-            self._active_adapter.append(adapter_name)
+        self.activate_if_none(adapter_name)
 
     def reset_lora_parameters(self, adapter_name, init_lora_weights):
         if init_lora_weights is False or adapter_name not in self.lora_A:
@@ -108,7 +61,7 @@ class LoraLayer:
     def pissa_init(self, adapter_name):
         """PiSSA: A, B from the top-r singular triplets of W; W keeps the
         residual, so the initial output is unchanged."""
-        w = self._weight_out_in_np()
+        w = self.weight_out_in_np()
         u, s, vh = (t.numpy().astype(np.float64) for t in _core.svd(_core.from_numpy(w)))  # Eigen's BDCSVD
         r, scale = self.r[adapter_name], self.scaling[adapter_name]
         sr = s[:r] / scale
@@ -118,59 +71,13 @@ class LoraLayer:
         with no_grad():
             self.lora_A[adapter_name].weight.copy_(_core.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
             self.lora_B[adapter_name].weight.copy_(_core.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))
-        self._set_weight_out_in_np(res)
-
-    # ---------------------------------------------------------- weights
-    def _weight_out_in_np(self):
-        w = np.array(self.base_layer.weight.detach().float().numpy(), dtype=np.float32, copy=True)
-        return w.T.copy() if self.fan_in_fan_out else w
-
-    def _set_weight_out_in_np(self, w_out_in):
-        old = self.base_layer.weight
-        arr = w_out_in.T if self.fan_in_fan_out else w_out_in
-        t = _core.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        if old.dtype != float32:
-            t = t._to_raw(old.dtype)
-        self.base_layer._parameters["weight"] = Parameter(t, requires_grad=False)
+        self.set_weight_out_in_np(res)
 
     def get_delta_weight(self, adapter_name):
         """ΔW = scaling · B @ A, [out, in], as float32 numpy."""
         a = self.lora_A[adapter_name].weight.detach().float().numpy()
         b = self.lora_B[adapter_name].weight.detach().float().numpy()
         return (b.astype(np.float32) @ a.astype(np.float32)) * np.float32(self.scaling[adapter_name])
-
-    def merge(self, safe_merge=False, adapter_names=None):
-        names = self.active_adapters if adapter_names is None else list(adapter_names)
-        for name in names:
-            if name not in self.r or name in self.merged_adapters:
-                continue
-            w = self._weight_out_in_np() + self.get_delta_weight(name)
-            if safe_merge and not np.isfinite(w).all():
-                raise ValueError(f"NaNs detected in the merged weights. The adapter {name} seems to be broken")
-            self._merge_stack.append((name, self.base_layer._parameters["weight"]))
-            self._set_weight_out_in_np(w)
-            self.merged_adapters.append(name)
-
-    def unmerge(self):
-        while self._merge_stack:
-            name, w = self._merge_stack.pop()
-            self.base_layer._parameters["weight"] = w
-            self.merged_adapters.remove(name)
-
-    def delete_adapter(self, adapter_name):
-        for d in self._adapter_dicts() + [self.lora_dropout]:
-            if adapter_name in d:
-                d._modules.pop(adapter_name, None)
-                d._parameters.pop(adapter_name, None)
-        for d in (self.r, self.lora_alpha, self.scaling, self.use_rslora):
-            d.pop(adapter_name, None)
-        if adapter_name in self._active_adapter:
-            self._active_adapter.remove(adapter_name)
-            if not self._active_adapter and self.r:
-                self._active_adapter.append(next(iter(self.r)))
-
-    def get_base_layer(self):
-        return self.base_layer
 
 
 def _dropout_p(m):
@@ -184,7 +91,7 @@ class Linear(Module, LoraLayer):
     def __init__(self, base_layer, adapter_name, r=8, lora_alpha=8, lora_dropout=0.0, fan_in_fan_out=False,
                  init_lora_weights=True, use_rslora=False, **kwargs):
         Module.__init__(self)
-        self._init_lora_state(base_layer, fan_in_fan_out)
+        self.init_lora_state(base_layer, fan_in_fan_out)
         self.update_layer(adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora)
 
     def _weight(self):
@@ -198,7 +105,7 @@ class Linear(Module, LoraLayer):
             return self.base_layer(x, *args, **kwargs)
         if self.merged:
             return self.base_layer(x, *args, **kwargs)
-        active = [a for a in self._active_adapter if a in self.lora_A]
+        active = [a for a in self.active_adapters if a in self.lora_A]
         if not active:
             return self.base_layer(x, *args, **kwargs)
         bias = getattr(self.base_layer, "bias", None)
@@ -214,28 +121,6 @@ class Linear(Module, LoraLayer):
         return "lora." + super().__repr__()
 
 
-class ParameterDict(Module):
-    """torch.nn.ParameterDict's naming: parameters registered under their keys."""
-
-    def __getitem__(self, k):
-        return self._parameters[k]
-
-    def __setitem__(self, k, p):
-        self.register_parameter(k, p)
-
-    def __contains__(self, k):
-        return k in self._parameters
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def keys(self):
-        return self._parameters.keys()
-
-
 class Embedding(Module, LoraLayer):
     """LoRA around nn.Embedding (PEFT's layout): lora_embedding_A [r, num]
     (zeros) and lora_embedding_B [dim, r] (normal) as parameters, saved as
@@ -244,14 +129,11 @@ class Embedding(Module, LoraLayer):
     def __init__(self, base_layer, adapter_name, r=8, lora_alpha=8, lora_dropout=0.0, init_lora_weights=True,
                  use_rslora=False, **kwargs):
         Module.__init__(self)
-        self._init_lora_state(base_layer, False)
+        self.init_lora_state(base_layer, False)
         self.lora_embedding_A = ParameterDict()
         self.lora_embedding_B = ParameterDict()
         self.in_features, self.out_features = base_layer.weight.shape[0], base_layer.weight.shape[1]
         self.update_layer(adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora)
-
-    def _adapter_dicts(self):
-        return [self.lora_embedding_A, self.lora_embedding_B]
 
     def update_layer(self, adapter_name, r, lora_alpha, lora_dropout, init_lora_weights, use_rslora):
         if r <= 0:
@@ -270,8 +152,7 @@ class Embedding(Module, LoraLayer):
             init.normal_(b)
         self.lora_embedding_A[adapter_name] = a
         self.lora_embedding_B[adapter_name] = b
-        if not self._active_adapter:
-            self._active_adapter.append(adapter_name)
+        self.activate_if_none(adapter_name)
 
     def get_delta_weight(self, adapter_name):
         """ΔW = scaling · (B @ A)ᵀ, [num, dim]."""
@@ -287,7 +168,7 @@ class Embedding(Module, LoraLayer):
         y = self.base_layer(x, *args, **kwargs)
         if self.merged:
             return y
-        for name in self._active_adapter:
+        for name in self.active_adapters:
             if name not in self.lora_embedding_A:
                 continue
             a_t = self.lora_embedding_A[name].transpose(0, 1).contiguous()
