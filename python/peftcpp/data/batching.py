@@ -12,8 +12,8 @@ import numpy as np
 
 from .tokenize import IGNORE_INDEX
 
-__all__ = ["length_grouped_batches", "random_batches", "padding_fraction", "padded_width", "pad_rows", "pad_batch",
-           "as_id_list"]
+__all__ = ["length_grouped_batches", "random_batches", "padding_fraction", "cut_batches", "padded_width", "pad_rows",
+           "pad_batch", "as_id_list"]
 
 
 def _check(lengths, batch_size):
@@ -56,15 +56,20 @@ def length_grouped_batches(lengths, batch_size, seed=0, shuffle=True, mega_batch
     return batches
 
 
+def cut_batches(order, batch_size, drop_last=False):
+    """``order`` (indices) cut into consecutive batches of ``batch_size``; ``drop_last`` drops a short last one."""
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
 def random_batches(n, batch_size, seed=0, drop_last=False):
     """Plain shuffled batches of ``range(n)`` (the baseline ``padding_fraction`` is compared with)."""
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     perm = np.random.default_rng(seed).permutation(int(n))
-    batches = [perm[i:i + batch_size].tolist() for i in range(0, int(n), int(batch_size))]
-    if drop_last and batches and len(batches[-1]) < batch_size:
-        batches.pop()
-    return batches
+    return [b.tolist() for b in cut_batches(perm, int(batch_size), drop_last)]
 
 
 def padded_width(lengths, max_length=None, pad_to_multiple_of=None):

@@ -2,10 +2,11 @@
 or full fine-tuning), with mlx-lm-style progress lines, atomic checkpoints
 and exact resume (same per-step losses as an uninterrupted run).
 
-One ``train()``: plan the steps (``_plan_steps``), build the optimizer and
-schedule, load a checkpoint's state, then for each optimizer step
-``training_step`` on every accumulated micro-batch, the update, and what the
-callbacks decide (``DefaultFlowCallback``): log, evaluate, save, stop."""
+One ``train()``: plan the steps (step_plan.py), build the optimizer and
+schedule (optimization.py), load a checkpoint's state (checkpoint.py), then
+for each optimizer step ``training_step`` on every accumulated micro-batch,
+the update, and what the callbacks decide (callbacks.py,
+``DefaultFlowCallback``): log, evaluate, save, stop."""
 import json
 import math
 import os
@@ -13,22 +14,21 @@ import sys
 import time
 from collections import namedtuple
 
-import numpy as np
-
 from .._tensor import manual_seed, no_grad
-from ..data.batching import length_grouped_batches, padding_fraction
+from ..data.batching import cut_batches, padding_fraction
 from ..optim import clip_grad_norm_, get_scheduler
 from . import checkpoint as ckpt
 from .callbacks import CallbackHandler, DefaultFlowCallback, LossPlotCallback, PrinterCallback, ProgressCallback
 from .collators import DataCollatorForCausalLM
 from .optimization import create_adamw, own_trainable_weights, trainable_parameters
+from .step_plan import (count_input_tokens, count_label_tokens, dataset_lengths, epoch_order,
+                        length_grouped_epoch, plan_steps, steps_per_epoch)
 from .trainer_state import StepWindow, TrainerControl, TrainerState, peak_rss_gb
 from .training_args import TrainingArguments
 
 __all__ = ["Trainer", "TrainOutput", "TrainingDivergedError"]
 
 TrainOutput = namedtuple("TrainOutput", ["global_step", "training_loss", "metrics"])
-StepPlan = namedtuple("StepPlan", ["steps_per_epoch", "max_steps", "num_epochs"])
 
 UNSUPPORTED_ARGS = ("compute_metrics", "model_init", "preprocess_logits_for_metrics", "compute_loss_func")
 
@@ -119,70 +119,24 @@ class Trainer:
     def _data_seed(self):
         return self.args.data_seed if self.args.data_seed is not None else self.args.seed
 
-    def _epoch_order(self, epoch, n):
-        return np.random.default_rng([int(self._data_seed()), int(epoch)]).permutation(n)
-
     def _train_batches(self, epoch):
-        """The list of micro-batches (lists of dataset indices) of one epoch:
-        a seeded shuffle cut in order, or with group_by_length, batches of
-        similar lengths (in a seeded order) so little compute goes to padding.
-        Either way a pure function of (seed, epoch), so resuming is exact."""
-        n = len(self.train_dataset)
-        bs = self.args.per_device_train_batch_size
+        """The micro-batches (lists of dataset indices) of one epoch: a seeded
+        shuffle cut in order, or with group_by_length, batches of similar
+        lengths (in a seeded order) so little compute goes to padding."""
+        bs, drop_last = self.args.per_device_train_batch_size, bool(self.args.dataloader_drop_last)
         if self.args.group_by_length:
-            return length_grouped_batches(self._train_lengths(), bs, seed=int(self._data_seed()) * 1000003 + int(epoch),
-                                          drop_last=bool(self.args.dataloader_drop_last))
-        order = self._get_train_order(epoch, n)
-        batches = [order[i:i + bs] for i in range(0, n, bs)]
-        if self.args.dataloader_drop_last and batches and len(batches[-1]) < bs:
-            batches.pop()
-        return batches
-
-    def _train_lengths(self):
-        ds = self.train_dataset
-        lengths = getattr(ds, "lengths", None)
-        if lengths is not None:
-            return list(lengths)
-        return [len(ds[i]["input_ids"]) for i in range(len(ds))]
+            return length_grouped_epoch(dataset_lengths(self.train_dataset), bs, self._data_seed(), epoch, drop_last)
+        return cut_batches(self._get_train_order(epoch, len(self.train_dataset)), bs, drop_last)
 
     def _get_train_order(self, epoch, n):
         """Overridable (like HF's _get_train_sampler): the index order of an epoch."""
-        return self._epoch_order(epoch, n)
-
-    def _steps_per_epoch(self, n_batches):
-        gas = self.args.gradient_accumulation_steps
-        return max(n_batches // gas + int(n_batches % gas > 0), 1)
-
-    def _plan_steps(self):
-        """Optimizer steps per epoch, in all, and the number of epochs."""
-        n_batches = len(self._train_batches(0))
-        if n_batches == 0:
-            raise ValueError("train_dataset is smaller than one batch and dataloader_drop_last=True")
-        steps_per_epoch = self._steps_per_epoch(n_batches)
-        if self.args.max_steps > 0:
-            max_steps = int(self.args.max_steps)
-            return StepPlan(steps_per_epoch, max_steps, math.ceil(max_steps / steps_per_epoch))
-        return StepPlan(steps_per_epoch, math.ceil(self.args.num_train_epochs * steps_per_epoch),
-                        math.ceil(self.args.num_train_epochs))
+        return epoch_order(self._data_seed(), epoch, n)
 
     def _collate(self, indices):
         return self.data_collator([self.train_dataset[int(i)] for i in indices])
 
     def _count_label_tokens(self, batch):
-        # Causal LMs predict labels[1:] (the loss shifts); encoder-decoders
-        # predict every label. The count weighs accumulated micro-batches.
-        labels = np.asarray(batch["labels"])
-        config = getattr(self.model, "config", None)
-        if getattr(config, "is_encoder_decoder", False):
-            return int((labels != -100).sum())
-        return int((labels[..., 1:] != -100).sum())
-
-    @staticmethod
-    def _count_input_tokens(batch):
-        m = batch.get("attention_mask")
-        if m is not None:
-            return int(np.asarray(m).sum())
-        return int(np.asarray(batch["input_ids"]).size)
+        return count_label_tokens(batch, getattr(getattr(self.model, "config", None), "is_encoder_decoder", False))
 
     # ------------------------------------------------------------- steps
 
@@ -237,7 +191,7 @@ class Trainer:
         for b in inputs:
             step_loss += self.training_step(self.model, b, n_items, len(inputs))
         self._optimizer_step()
-        return step_loss, sum(self._count_input_tokens(b) for b in inputs)
+        return step_loss, sum(count_input_tokens(b) for b in inputs)
 
     # ---------------------------------------------------------- training
 
@@ -249,7 +203,7 @@ class Trainer:
         if kwargs:
             raise TypeError(f"train() got unexpected keyword arguments: {sorted(kwargs)}")
         checkpoint = self._prepare_training(resume_from_checkpoint)
-        plan = self._plan_steps()
+        plan = plan_steps(len(self._train_batches(0)), self.args)
         # each train() builds a fresh optimizer and schedule unless the user gave them (optimizers=(opt, sched))
         self.optimizer, self.lr_scheduler = self._given_optimizers
         self.create_optimizer_and_scheduler(plan.max_steps)
@@ -323,7 +277,7 @@ class Trainer:
     def _train_epoch(self, plan, epoch, first_step, first_epoch):
         batches = self._train_batches(epoch)
         if first_epoch:
-            self.state.padding_fraction = float(padding_fraction(self._train_lengths(), batches))
+            self.state.padding_fraction = float(padding_fraction(dataset_lengths(self.train_dataset), batches))
         handler, gas = self.callback_handler, self.args.gradient_accumulation_steps
         self.control = handler.on_epoch_begin(self.args, self.state, self.control)
         for step in range(first_step, plan.steps_per_epoch):
@@ -470,6 +424,6 @@ class Trainer:
         rng = os.path.join(path, ckpt.RNG_STATE_NAME)
         if os.path.isfile(rng):
             epoch, step_in_epoch = ckpt.restore_rng_state(rng, epoch, step_in_epoch)
-        if step_in_epoch >= self._steps_per_epoch(len(self._train_batches(epoch))):
+        if step_in_epoch >= steps_per_epoch(len(self._train_batches(epoch)), self.args.gradient_accumulation_steps):
             epoch, step_in_epoch = epoch + 1, 0
         return epoch, step_in_epoch
