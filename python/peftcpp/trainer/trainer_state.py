@@ -51,8 +51,11 @@ class TrainerState:
 
 @dataclass
 class TrainerControl:
+    """Set by callbacks, acted on by the loop; each flag resets once acted on."""
+    # end the run after this step, or only this epoch
     should_training_stop: bool = False
     should_epoch_stop: bool = False
+    # after this step: save a checkpoint, evaluate, write a train log line
     should_save: bool = False
     should_evaluate: bool = False
     should_log: bool = False
