@@ -261,12 +261,13 @@ class LossPlotCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         out = args.output_dir
-        if not out or not os.path.isdir(out):
+        # an output_dir the trainer could not write trainer_state.json into was reported already
+        if not out or not os.path.isdir(out) or not os.access(out, os.W_OK):
             return
         try:
             plot_losses(state.log_history, os.path.join(out, "loss.png"))
         except OSError as e:
-            print(f"peftcpp: could not write the loss plot to {out}: {e}", file=sys.stderr)
+            print(f"peftcpp: could not write the training state to {out}: {e}", file=sys.stderr)
 
 
 def plot_losses(history, path):
