@@ -7,14 +7,8 @@ import os
 import sys
 import warnings
 
-from .trainer_state import TrainerControl, TrainerState
-
 __all__ = ["TrainerCallback", "CallbackHandler", "DefaultFlowCallback", "PrinterCallback", "ProgressCallback",
-           "LossPlotCallback", "TrainerState", "TrainerControl"]
-
-EVENTS = ("on_init_end", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_step_begin",
-          "on_step_end", "on_evaluate", "on_save", "on_log")
-
+           "LossPlotCallback"]
 
 class TrainerCallback:
     """Override any event; each gets ``(args, state, control, **kwargs)``

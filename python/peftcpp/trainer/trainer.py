@@ -298,7 +298,7 @@ class Trainer:
     def _maybe_log_save_evaluate(self):
         win = self._window
         if self.control.should_log:
-            win.pause()
+            win.pause()  # the window's time up to now
             win.resume()
             self._log_train(win)
             win.reset()
