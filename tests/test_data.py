@@ -510,6 +510,31 @@ def test_pad_batch_never_labels_padding(toks):
         pad_batch([], 0)
 
 
+def test_pad_batch_is_the_one_padder():
+    """The collators pad through pad_batch: labels default to the attended ids, the width is the longest row
+    (capped at max_length) rounded up to pad_to_multiple_of, rows are checked and truncated."""
+    from peftcpp.data.batching import pad_rows, padded_width
+    from peftcpp.trainer import DataCollatorForCausalLM
+    assert padded_width([3, 7, 5]) == 7 and padded_width([]) == 0
+    assert padded_width([3, 7], max_length=5) == 5 and padded_width([3, 7], max_length=5, pad_to_multiple_of=4) == 8
+    assert pad_rows([[1, 2], [3]], -1, 3, "left").tolist() == [[-1, 1, 2], [-1, -1, 3]]
+    items = [{"input_ids": [5, 6, 7, 8], "attention_mask": [1, 1, 1, 0]}, {"input_ids": np.array([9]), "labels": [4]}]
+    out = pad_batch(items, pad_token_id=0, max_length=3)
+    assert out["input_ids"].tolist() == [[5, 6, 7], [9, 0, 0]]
+    assert out["labels"].tolist() == [[5, 6, 7], [4, -100, -100]]
+    out = pad_batch(items, pad_token_id=0)
+    assert out["labels"][0].tolist() == [5, 6, 7, -100]  # a masked position is never a target
+    coll = DataCollatorForCausalLM(pad_token_id=3, max_length=3, padding_side="left")(items)
+    for k in out:
+        np.testing.assert_array_equal(coll[k], pad_batch(items, 3, max_length=3, padding_side="left")[k])
+    with pytest.raises(ValueError, match="labels/attention_mask length"):
+        pad_batch([{"input_ids": [1, 2], "labels": [1]}])
+    with pytest.raises(KeyError, match="no 'input_ids'"):
+        pad_batch([{"labels": [1]}])
+    with pytest.raises(ValueError, match="padding_side"):
+        pad_batch(items, padding_side="middle")
+
+
 def test_end_to_end_batches_from_dataset(tmp_path, toks):
     tok = toks["chatml"]
     rng = np.random.default_rng(0)

@@ -415,3 +415,70 @@ def test_group_by_length_cuts_padding_and_resumes_exactly(base_dir, tmp_path, ca
     again.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / "checkpoint-3"))
     resumed = [h["loss"] for h in again.state.log_history if "loss" in h]
     assert resumed[-3:] == full[-3:]
+
+
+# ------------------------------------------------------------- callbacks
+
+def test_callbacks_see_every_event_and_can_stop(base_dir, tmp_path, capsys):
+    """transformers' callback events, in the loop's order; a callback's
+    control.should_training_stop ends the run after that step."""
+    from peftcpp.trainer import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        def __init__(self):
+            self.events = []
+
+        def __getattribute__(self, name):
+            if name.startswith("on_"):
+                def record(args, state, control, **kw):
+                    self.events.append((name, state.global_step))
+                    assert {"model", "optimizer", "lr_scheduler", "processing_class"} <= set(kw)
+                    if name == "on_evaluate":
+                        assert set(kw["metrics"]) == {"eval_loss", "eval_runtime"}
+                    if name == "on_step_end" and state.global_step == 3:
+                        control.should_training_stop = True
+                    return control
+                return record
+            return super().__getattribute__(name)
+
+    rec = Recorder()
+    tr = Trainer(lora_model(base_dir), args(tmp_path, max_steps=6, per_device_train_batch_size=4, logging_steps=2,
+                                            eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2),
+                 train_dataset=dataset(8), eval_dataset=dataset(2, seed=4), callbacks=[rec])
+    assert rec.events == [("on_init_end", 0)]
+    out = tr.train()
+    assert out.global_step == 3 and tr.state.global_step == 3
+    ev = [e for e, _ in rec.events]
+    assert ev[:5] == ["on_init_end", "on_train_begin", "on_epoch_begin", "on_step_begin", "on_step_end"]
+    # step 2 ends its epoch (2 steps per epoch): then it logs, evaluates and saves, in that order
+    at2 = [e for e, s in rec.events if s == 2]
+    assert at2 == ["on_step_end", "on_epoch_end", "on_log", "on_log", "on_evaluate", "on_save",
+                   "on_epoch_begin", "on_step_begin"]
+    assert ev[-1] == "on_train_end" and ev.count("on_train_begin") == 1
+    # as in transformers, a callback's stop is not the last planned step: nothing more is logged or saved
+    assert [e for e, s in rec.events if s == 3] == ["on_step_end", "on_train_end"]
+    assert get_last_checkpoint(str(tmp_path / "out")).endswith("checkpoint-2")
+    assert re.findall(r"^Iter (\d+): Train loss", capsys.readouterr().out, re.M) == ["2"]
+    assert json.load(open(tmp_path / "out" / "trainer_state.json"))["global_step"] == 3
+
+
+def test_add_pop_remove_callbacks(base_dir, tmp_path, capsys):
+    from peftcpp.trainer import (DefaultFlowCallback, LossPlotCallback, PrinterCallback, ProgressCallback,
+                                 TrainerCallback)
+    tr = Trainer(lora_model(base_dir), args(tmp_path, max_steps=2), train_dataset=dataset(8))
+    names = [type(c).__name__ for c in tr.callback_handler.callbacks]
+    assert names == ["DefaultFlowCallback", "PrinterCallback", "LossPlotCallback"]
+    printer = tr.pop_callback(PrinterCallback)
+    assert isinstance(printer, PrinterCallback) and tr.pop_callback(PrinterCallback) is None
+    tr.remove_callback(LossPlotCallback)
+    tr.add_callback(TrainerCallback)  # a class is instantiated
+    assert isinstance(tr.callback_handler.callbacks[-1], TrainerCallback)
+    tr.train()
+    assert capsys.readouterr().out == ""  # no printer: no lines
+    assert sorted(os.listdir(tmp_path / "out")) == ["trainer_state.json"]  # no plot
+    tr.add_callback(printer)
+    tr.evaluate(dataset(2))
+    assert re.match(r"Iter 2: Val loss \d+\.\d{3}, Val took", capsys.readouterr().out)
+    with_bar = Trainer(lora_model(base_dir), args(tmp_path, disable_tqdm=False), train_dataset=dataset(8))
+    assert any(isinstance(c, ProgressCallback) for c in with_bar.callback_handler.callbacks)
+    assert isinstance(with_bar.callback_handler.callbacks[0], DefaultFlowCallback)

@@ -269,6 +269,33 @@ def _write_atomic_files(out_dir, contents):
         pass
 
 
+def _merge_split(files, skip_invalid, errors, formats):
+    """One split of several folders: its lines without exact duplicates (the first kept) and the counts. Files
+    that fail validation go to ``errors``, each file's format to ``formats``."""
+    seen, kept = set(), []
+    stats = {"read": 0, "duplicates": 0, "invalid": 0, "written": 0}
+    for file in files:
+        try:
+            part = read_jsonl(file, skip_invalid=skip_invalid)
+        except DatasetFileNotFoundError:
+            raise
+        except DatasetError as e:
+            errors.append(e)
+            continue
+        stats["read"] += part.num_lines
+        stats["invalid"] += part.num_skipped
+        formats.setdefault(part.format, []).append(file)
+        for obj, line in zip(part.examples, part.lines):
+            key = _canonical(obj)
+            if key in seen:
+                stats["duplicates"] += 1
+                continue
+            seen.add(key)
+            kept.append(line)
+    stats["written"] = len(kept)
+    return stats, "".join(line + "\n" for line in kept)
+
+
 def merge_datasets(folders, out_dir, skip_invalid=False):
     """Concatenate train/valid/test of several dataset folders into ``out_dir`` (DonkeyTune's ``merge-data``).
 
@@ -291,31 +318,8 @@ def merge_datasets(folders, out_dir, skip_invalid=False):
     counts, contents, errors, formats = {}, {}, [], {}
     for split, fname in SPLIT_FILES.items():
         files = [paths[split] for paths in inputs if split in paths]
-        if not files:
-            continue
-        seen, kept = set(), []
-        stats = {"read": 0, "duplicates": 0, "invalid": 0, "written": 0}
-        for file in files:
-            try:
-                part = read_jsonl(file, skip_invalid=skip_invalid)
-            except DatasetFileNotFoundError:
-                raise
-            except DatasetError as e:
-                errors.append(e)
-                continue
-            stats["read"] += part.num_lines
-            stats["invalid"] += part.num_skipped
-            formats.setdefault(part.format, []).append(file)
-            for obj, line in zip(part.examples, part.lines):
-                key = _canonical(obj)
-                if key in seen:
-                    stats["duplicates"] += 1
-                    continue
-                seen.add(key)
-                kept.append(line)
-        stats["written"] = len(kept)
-        counts[split] = stats
-        contents[fname] = "".join(line + "\n" for line in kept)
+        if files:
+            counts[split], contents[fname] = _merge_split(files, skip_invalid, errors, formats)
     if errors:
         raise DatasetError("Not merging: invalid input.\n" + "\n".join(str(e) for e in errors),
                            [p for e in errors for p in e.problems])

@@ -97,14 +97,4 @@ def mse_loss(input, target, reduction="mean"):
     return sq
 
 
-def pad_sequence_ids(rows, pad):
-    """Right-pads lists of token ids into a rectangular int64 tensor."""
-    import numpy as np
-    n = max(len(r) for r in rows)
-    out = np.full((len(rows), n), pad, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return _core.from_numpy(out, copy=False)
-
-
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,12 +1,17 @@
-"""Hugging Face-style training: TrainingArguments, Trainer, data collators,
-atomic checkpoints with exact resume."""
+"""Hugging Face-style training: TrainingArguments, Trainer, its callbacks,
+data collators, atomic checkpoints with exact resume."""
+from .callbacks import (CallbackHandler, DefaultFlowCallback, LossPlotCallback, PrinterCallback, ProgressCallback,
+                        TrainerCallback)
 from .checkpoint import get_last_checkpoint
 from .collators import (DataCollatorForCausalLM, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
                         default_data_collator)
-from .trainer import Trainer, TrainerState, TrainingDivergedError, TrainOutput
+from .trainer import Trainer, TrainingDivergedError, TrainOutput
+from .trainer_state import TrainerControl, TrainerState
 from .training_args import TrainingArguments
 
-__all__ = ["Trainer", "TrainingArguments", "TrainerState", "TrainOutput", "TrainingDivergedError",
+__all__ = ["Trainer", "TrainingArguments", "TrainerState", "TrainerControl", "TrainOutput", "TrainingDivergedError",
+           "TrainerCallback", "CallbackHandler", "DefaultFlowCallback", "PrinterCallback", "ProgressCallback",
+           "LossPlotCallback",
            "DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "DataCollatorForSeq2Seq",
            "default_data_collator",
            "get_last_checkpoint"]

@@ -7,11 +7,24 @@ import os
 import re
 import shutil
 
+import numpy as np
+
+from .. import _core
+from .. import serialization
+
 __all__ = ["atomic_write_json", "get_last_checkpoint", "list_checkpoints", "CheckpointWriter",
-           "PREFIX_CHECKPOINT_DIR", "COMPLETE_MARKER"]
+           "PREFIX_CHECKPOINT_DIR", "COMPLETE_MARKER", "rng_state_dict", "restore_rng_state",
+           "load_model_weights", "load_optimizer_state"]
 
 PREFIX_CHECKPOINT_DIR = "checkpoint"
 COMPLETE_MARKER = "trainer_state.json"  # written last inside the temp folder
+TRAINER_STATE_NAME = COMPLETE_MARKER
+OPTIMIZER_NAME = "optimizer.safetensors"
+SCHEDULER_NAME = "scheduler.json"
+RNG_STATE_NAME = "rng_state.json"
+TRAINING_ARGS_NAME = "training_args.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+MODEL_WEIGHTS = "model.safetensors"
 _TMP_PREFIX = ".tmp-checkpoint-"
 _OLD_PREFIX = ".old-checkpoint-"
 _CKPT_RE = re.compile(r"^" + PREFIX_CHECKPOINT_DIR + r"-(\d+)$")
@@ -132,3 +145,56 @@ def prune_checkpoints(output_dir, save_total_limit, keep=()):
         removed.append(path)
         excess -= 1
     return removed
+
+
+def rng_state_dict(data_seed, epoch, step_in_epoch):
+    """rng_state.json: the engine's and numpy's generators, and where in the
+    data the run stands (the epoch order is a pure function of seed and epoch)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"peftcpp": list(_core.get_rng_state()),
+            "numpy": [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+            "sampler": {"kind": "numpy.default_rng([seed, epoch]).permutation", "seed": data_seed},
+            "epoch": epoch, "step_in_epoch": step_in_epoch}
+
+
+def restore_rng_state(path, epoch, step_in_epoch):
+    """Sets the generators from ``path`` (rng_state.json); returns its data
+    position, or the given one when it has none."""
+    with open(path) as f:
+        r = json.load(f)
+    _core.set_rng_state(int(r["peftcpp"][0]), int(r["peftcpp"][1]))
+    if "numpy" in r:
+        name, keys, pos, has_gauss, cached = r["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return r.get("epoch", epoch), r.get("step_in_epoch", step_in_epoch)
+
+
+def load_model_weights(model, path):
+    """The adapter (a PEFT model) or the full model's weights from a
+    checkpoint folder."""
+    if hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
+        from ..peft import set_peft_model_state_dict
+        f = os.path.join(path, ADAPTER_WEIGHTS)
+        if not os.path.isfile(f):
+            raise ValueError(f"{path} has no {ADAPTER_WEIGHTS} to resume the adapter from")
+        name = getattr(model, "active_adapter", "default")
+        set_peft_model_state_dict(model, serialization.load_file(f), adapter_name=name)
+    else:
+        f = os.path.join(path, MODEL_WEIGHTS)
+        if not os.path.isfile(f):
+            raise ValueError(f"{path} has no {MODEL_WEIGHTS} to resume the model from")
+        model.load_state_dict(serialization.load_file(f), strict=False)
+
+
+def load_optimizer_state(path, optimizer, lr_scheduler):
+    """The optimizer moments and the schedule's position, where the checkpoint
+    has them (the learning rates follow the schedule)."""
+    opt = os.path.join(path, OPTIMIZER_NAME)
+    if os.path.isfile(opt):
+        optimizer.load_state(opt)
+    sch = os.path.join(path, SCHEDULER_NAME)
+    if os.path.isfile(sch):
+        with open(sch) as f:
+            lr_scheduler.load_state_dict(json.load(f))
+        for g, lr in zip(optimizer.param_groups, lr_scheduler.get_last_lr()):
+            g["lr"] = lr

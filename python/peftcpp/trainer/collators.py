@@ -2,6 +2,8 @@
 dicts → padded int64 numpy arrays the models take."""
 import numpy as np
 
+from ..data.batching import as_id_list, pad_batch, pad_rows, padded_width
+
 __all__ = ["DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "DataCollatorForSeq2Seq",
            "default_data_collator"]
 
@@ -15,22 +17,6 @@ def _pad_id(tokenizer, pad_token_id):
             if v is not None:
                 return int(v)
     return 0
-
-
-def _target_len(lengths, max_length, pad_to_multiple_of):
-    t = max(lengths) if lengths else 0
-    if max_length is not None:
-        t = min(t, int(max_length))
-    if pad_to_multiple_of:
-        m = int(pad_to_multiple_of)
-        t = (t + m - 1) // m * m
-    return t
-
-
-def _as_list(x):
-    if hasattr(x, "tolist"):
-        x = x.tolist()
-    return list(x)
 
 
 class DataCollatorForCausalLM:
@@ -55,33 +41,9 @@ class DataCollatorForCausalLM:
     def __call__(self, features):
         if not features:
             raise ValueError("DataCollatorForCausalLM: empty batch")
-        ids = []
-        for i, f in enumerate(features):
-            if "input_ids" not in f:
-                raise KeyError(f"DataCollatorForCausalLM: example {i} has no 'input_ids' (keys: {sorted(f)})")
-            ids.append(_as_list(f["input_ids"]))
-        if self.max_length is not None:
-            ids = [x[: int(self.max_length)] for x in ids]
-        T = _target_len([len(x) for x in ids], self.max_length, self.pad_to_multiple_of)
-        B = len(ids)
-        input_ids = np.full((B, T), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((B, T), dtype=np.int64)
-        labels = np.full((B, T), self.label_pad_token_id, dtype=np.int64)
-        has_labels = "labels" in features[0]
-        for b, (f, x) in enumerate(zip(features, ids)):
-            n = len(x)
-            sl = slice(0, n) if self.padding_side == "right" else slice(T - n, T)
-            input_ids[b, sl] = x
-            m = f.get("attention_mask")
-            mask[b, sl] = 1 if m is None else _as_list(m)[:n]
-            if has_labels:
-                lab = _as_list(f["labels"])[:n]
-                if len(lab) != n:
-                    raise ValueError(f"DataCollatorForCausalLM: example {b} has {len(lab)} labels for {n} input ids")
-                labels[b, sl] = lab
-            else:
-                labels[b, sl] = np.where(mask[b, sl] == 1, x, self.label_pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        return pad_batch(features, self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of,
+                         max_length=self.max_length, padding_side=self.padding_side,
+                         label_pad_token_id=self.label_pad_token_id)
 
 
 class DataCollatorForLanguageModeling(DataCollatorForCausalLM):
@@ -124,21 +86,15 @@ class DataCollatorForSeq2Seq:
     def __call__(self, features):
         if not features:
             raise ValueError("DataCollatorForSeq2Seq: empty batch")
-        labels = [_as_list(f["labels"]) for f in features] if "labels" in features[0] else None
+        labels = [as_id_list(f["labels"]) for f in features] if "labels" in features[0] else None
         rest = [{k: v for k, v in f.items() if k != "labels"} for f in features]
         batch = dict(self.tokenizer.pad(rest, padding=self.padding, max_length=self.max_length,
                                         pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="np"))
         batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
         if labels is not None:
-            T = _target_len([len(x) for x in labels], None, self.pad_to_multiple_of)
-            out = np.full((len(labels), T), self.label_pad_token_id, dtype=np.int64)
-            left = getattr(self.tokenizer, "padding_side", "right") == "left"
-            for b, lab in enumerate(labels):
-                if lab:
-                    if left:
-                        out[b, T - len(lab):] = lab
-                    else:
-                        out[b, :len(lab)] = lab
+            width = padded_width([len(x) for x in labels], pad_to_multiple_of=self.pad_to_multiple_of)
+            side = "left" if getattr(self.tokenizer, "padding_side", "right") == "left" else "right"
+            out = pad_rows(labels, self.label_pad_token_id, width, side)
             batch["labels"] = out
             make = getattr(self.model, "prepare_decoder_input_ids_from_labels", None)
             if make is not None:
@@ -152,13 +108,13 @@ def default_data_collator(features):
     """Stacks equal-length features into int64 arrays (transformers'
     ``default_data_collator``); different lengths → pads like
     DataCollatorForCausalLM."""
-    lens = {len(_as_list(f["input_ids"])) for f in features}
+    lens = {len(as_id_list(f["input_ids"])) for f in features}
     if len(lens) != 1:
         return DataCollatorForCausalLM()(features)
     out = {}
     for k in features[0]:
         try:
-            out[k] = np.asarray([_as_list(f[k]) for f in features], dtype=np.int64)
+            out[k] = np.asarray([as_id_list(f[k]) for f in features], dtype=np.int64)
         except (TypeError, ValueError):
             continue
     if "labels" not in out and "input_ids" in out:

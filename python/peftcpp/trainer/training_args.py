@@ -119,7 +119,7 @@ class TrainingArguments:
                       file=sys.stderr)
         self.report_to = rt
 
-    def _steps(self, value, num_training_steps):
+    def interval_steps(self, value, num_training_steps):
         """logging/eval/save steps: a float < 1 is a ratio of the total steps."""
         if value is None:
             return None
