@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
+
+from ..fileio import atomic_files
 
 __all__ = ["DatasetError", "JsonlSplit", "SPLIT_FILES", "VALID_ROLES", "detect_format", "validate_example",
            "read_jsonl", "read_dataset", "merge_datasets"]
@@ -241,34 +242,6 @@ def _canonical(obj):
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _write_atomic_files(out_dir, contents):
-    """Write {file name: text} into out_dir: every file to a temp name first, then rename them all."""
-    temps = []
-    try:
-        for fname, text in contents.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", suffix=".tmp", dir=out_dir)
-            temps.append((tmp, os.path.join(out_dir, fname)))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, final in temps:
-            os.replace(tmp, final)
-    except BaseException:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        raise
-    try:  # make the renames durable
-        dir_fd = os.open(out_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover - not supported on every platform
-        pass
-
-
 def _merge_split(files, skip_invalid, errors, formats):
     """One split of several folders: its lines without exact duplicates (the first kept) and the counts. Files
     that fail validation go to ``errors``, each file's format to ``formats``."""
@@ -329,7 +302,7 @@ def merge_datasets(folders, out_dir, skip_invalid=False):
                            "one format.")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    _write_atomic_files(out_dir, contents)
+    atomic_files(out_dir, contents)
     stale = [f for s, f in SPLIT_FILES.items() if s not in counts and os.path.exists(os.path.join(out_dir, f))]
     if stale:
         warnings.warn(f"{out_dir} still holds {', '.join(stale)} from before; no input had that split, so it was "

@@ -5,7 +5,11 @@ template. The folder is built beside `out_dir` and renamed into place, so
 `out_dir` is never half-written."""
 import os
 import shutil
-import tempfile
+
+from ..fileio import atomic_folder
+from ..models import AutoModelForCausalLM
+from ..peft import PeftConfig, PeftModel
+from ..tokenization import AutoTokenizer
 
 __all__ = ["fuse"]
 
@@ -14,9 +18,6 @@ _TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 def _load(adapter, base_model):
     """(PeftModel, tokenizer or None, folder the tokenizer files come from)."""
-    from ..models import AutoModelForCausalLM
-    from ..peft import PeftModel
-    from ..tokenization import AutoTokenizer
     if hasattr(adapter, "merge_and_unload"):  # a PeftModel in memory
         base = adapter.get_base_model()
         src = getattr(base, "name_or_path", None) or None
@@ -30,7 +31,6 @@ def _load(adapter, base_model):
     if not os.path.isdir(path):
         raise FileNotFoundError(f"adapter folder not found: {path}")
     if base_model is None:
-        from ..peft import PeftConfig
         base_model = PeftConfig.from_pretrained(path).base_model_name_or_path
     model = AutoModelForCausalLM.from_pretrained(base_model)  # the checkpoint's dtype
     pm = PeftModel.from_pretrained(model, path)
@@ -42,15 +42,12 @@ def _load(adapter, base_model):
 def fuse(adapter_path_or_peft_model, out_dir, base_model=None):
     """Merge the adapter into the base weights (merge_and_unload) and save the
     result to `out_dir`. `base_model` overrides adapter_config.json's
-    base_model_name_or_path (None: the recorded one; the default model when
-    that is None too). Returns out_dir."""
+    base_model_name_or_path (None: the recorded one). Returns out_dir."""
     pm, tok, base_dir = _load(adapter_path_or_peft_model, base_model)
     merged = pm.merge_and_unload()
     out_dir = os.path.abspath(os.fspath(out_dir))
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    try:
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    with atomic_folder(out_dir) as tmp:
         merged.save_pretrained(tmp)
         if not os.path.isfile(os.path.join(tmp, "generation_config.json")):
             merged.generation_config.save_pretrained(tmp)
@@ -65,15 +62,4 @@ def fuse(adapter_path_or_peft_model, out_dir, base_model=None):
                 not os.path.isfile(os.path.join(tmp, "chat_template.jinja")):
             with open(os.path.join(tmp, "chat_template.jinja"), "w", encoding="utf-8") as f:
                 f.write(tok.chat_template)
-        old = None
-        if os.path.exists(out_dir):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
-            os.rmdir(old)
-            os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

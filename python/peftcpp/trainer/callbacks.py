@@ -7,6 +7,8 @@ import os
 import sys
 import warnings
 
+from ..fileio import atomic_write
+
 __all__ = ["TrainerCallback", "CallbackHandler", "DefaultFlowCallback", "PrinterCallback", "ProgressCallback",
            "LossPlotCallback"]
 
@@ -281,7 +283,8 @@ def plot_losses(history, path):
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)

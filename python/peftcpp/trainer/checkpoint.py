@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _core
 from .. import serialization
+from ..fileio import atomic_folder, write_json_atomic
 
 __all__ = ["atomic_write_json", "get_last_checkpoint", "list_checkpoints", "CheckpointWriter",
            "PREFIX_CHECKPOINT_DIR", "COMPLETE_MARKER", "rng_state_dict", "restore_rng_state",
@@ -30,30 +31,9 @@ _OLD_PREFIX = ".old-checkpoint-"
 _CKPT_RE = re.compile(r"^" + PREFIX_CHECKPOINT_DIR + r"-(\d+)$")
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def atomic_write_json(path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """The checkpoint's JSON files: sorted keys, ASCII (as transformers writes them)."""
+    write_json_atomic(path, obj, sort_keys=True, ensure_ascii=True)
 
 
 def list_checkpoints(output_dir):
@@ -85,43 +65,23 @@ def clean_leftovers(output_dir):
             shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
 
 
-class CheckpointWriter:
+class CheckpointWriter(atomic_folder):
     """``with CheckpointWriter(output_dir, step) as tmp: write files into tmp``;
     on a clean exit the folder becomes ``checkpoint-<step>`` atomically, on an
-    exception it is removed."""
+    exception it is removed. The temporary names carry prefixes that
+    :func:`clean_temporaries` recognises after a kill."""
 
     def __init__(self, output_dir, step):
         self.output_dir = output_dir
         self.step = int(step)
-        self.final = os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.step}")
-        self.tmp = os.path.join(output_dir, f"{_TMP_PREFIX}{self.step}-{os.getpid()}")
+        pid = os.getpid()
+        super().__init__(os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.step}"),
+                         tmp=os.path.join(output_dir, f"{_TMP_PREFIX}{self.step}-{pid}"),
+                         old=os.path.join(output_dir, f"{_OLD_PREFIX}{self.step}-{pid}"))
 
     def __enter__(self):
         os.makedirs(self.output_dir, exist_ok=True)
-        if os.path.exists(self.tmp):
-            shutil.rmtree(self.tmp)
-        os.makedirs(self.tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        for name in os.listdir(self.tmp):  # flush every file before the folder appears
-            p = os.path.join(self.tmp, name)
-            if os.path.isfile(p):
-                with open(p, "rb") as f:
-                    os.fsync(f.fileno())
-        _fsync_dir(self.tmp)
-        old = None
-        if os.path.exists(self.final):
-            old = os.path.join(self.output_dir, f"{_OLD_PREFIX}{self.step}-{os.getpid()}")
-            os.rename(self.final, old)
-        os.rename(self.tmp, self.final)
-        _fsync_dir(self.output_dir)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-        return False
+        return super().__enter__()
 
 
 def prune_checkpoints(output_dir, save_total_limit, keep=()):
