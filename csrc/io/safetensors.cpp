@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "io/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -220,30 +222,6 @@ SafetensorsFile parse_file(const std::string& path, const uint8_t* data, size_t 
   return out;
 }
 
-void write_all(int fd, const void* buf, size_t n, const std::string& tmp) {
-  const char* p = static_cast<const char*>(buf);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      throw FileError("[save_safetensors] writing '" + tmp + "' failed: " + errno_str(e), e);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// Makes the rename itself durable; failure here loses nothing already
-// written, so it is not an error.
-void fsync_parent_dir(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  Fd d;
-  d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d.fd >= 0) ::fsync(d.fd);
-}
-
 }  // namespace
 
 const char* safetensors_dtype_name(DType t) {
@@ -327,40 +305,15 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   hs.append((8 - hs.size() % 8) % 8, ' ');
   const uint64_t hlen = hs.size();
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  Fd f;
-  f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (f.fd < 0) {
-    int e = errno;
-    throw FileError(where + ": cannot create '" + tmp + "': " + errno_str(e), e);
+  AtomicFile f(path, "[save_safetensors]");
+  f.put<uint64_t>(hlen);
+  f.write(hs.data(), hs.size());
+  for (const auto& [name, t] : order) {
+    if (t.numel() == 0) continue;
+    Tensor c = t.contiguous();
+    f.write(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
   }
-  try {
-    write_all(f.fd, &hlen, 8, tmp);
-    write_all(f.fd, hs.data(), hs.size(), tmp);
-    for (const auto& [name, t] : order) {
-      if (t.numel() == 0) continue;
-      Tensor c = t.contiguous();
-      write_all(f.fd, c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()), tmp);
-    }
-    if (::fsync(f.fd) != 0) {
-      int e = errno;
-      throw FileError(where + ": fsync of '" + tmp + "' failed: " + errno_str(e), e);
-    }
-    int fd = f.fd;
-    f.fd = -1;
-    if (::close(fd) != 0) {
-      int e = errno;
-      throw FileError(where + ": closing '" + tmp + "' failed: " + errno_str(e), e);
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      int e = errno;
-      throw FileError(where + ": cannot replace '" + path + "' with '" + tmp + "': " + errno_str(e), e);
-    }
-  } catch (...) {
-    ::unlink(tmp.c_str());  // the target, if any, is untouched
-    throw;
-  }
-  fsync_parent_dir(path);
+  f.commit();
 }
 
 }  // namespace peftcpp

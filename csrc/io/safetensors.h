@@ -12,15 +12,9 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "io/atomic_file.h"
 
 namespace peftcpp {
-
-// A file could not be opened, read, written or renamed. err is the errno, so
-// the bindings can raise the matching OSError (FileNotFoundError, ...).
-struct FileError : std::runtime_error {
-  FileError(const std::string& msg, int err) : std::runtime_error(msg), err(err) {}
-  int err;
-};
 
 struct SafetensorsFile {
   std::map<std::string, Tensor> tensors;  // sorted by name
