@@ -57,6 +57,9 @@ class Gemma3TextConfig(LlamaConfig):
     def mlp_activation(self):
         return getattr(self, "hidden_activation", None) or "gelu_pytorch_tanh"
 
+    def mlp_projection_bias(self):
+        return False
+
     def _standardize_rope(self):
         """rope_parameters keyed by layer type (transformers ≥5); older files
         have rope_theta (full attention), rope_local_base_freq (sliding) and

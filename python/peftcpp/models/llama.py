@@ -60,6 +60,9 @@ class LlamaConfig(PretrainedConfig):
     def mlp_activation(self):
         return getattr(self, "hidden_act", "silu")
 
+    def mlp_projection_bias(self):
+        return getattr(self, "mlp_bias", False)
+
 
 def rms_norm(config, dim):
     """The family's RMSNorm over `dim` features, with the config's eps and offset."""
@@ -69,7 +72,7 @@ def rms_norm(config, dim):
 class LlamaMLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        bias = getattr(config, "mlp_bias", False)
+        bias = config.mlp_projection_bias()
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)

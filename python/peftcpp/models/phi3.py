@@ -82,7 +82,7 @@ class Phi3Attention(LlamaAttention):
         self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.scaling = d ** -0.5
         self.sliding_window = config.layer_sliding_window(layer_idx)
-        self.use_rope = True
+        self.use_rope, self.qk_norm = True, False
         self.softcap = 0.0
         op_size = (self.num_heads + 2 * self.num_kv_heads) * d
         self.o_proj = nn.Linear(self.num_heads * d, config.hidden_size, bias=False)
