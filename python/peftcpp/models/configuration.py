@@ -10,6 +10,12 @@ from ..io import read_json_object, write_text_atomic
 CONFIG_NAME = "config.json"
 
 
+def attribute_alias(target):
+    """transformers' attribute_map: a common name (hidden_size, ...) that reads
+    and writes an architecture's own one (d_model, n_embd, ...)."""
+    return property(lambda self: getattr(self, target), lambda self, v: setattr(self, target, v))
+
+
 class PretrainedConfig:
     """Attribute bag over config.json. Subclasses set `model_type` and
     `defaults`; unknown keys are kept so a saved config round-trips."""

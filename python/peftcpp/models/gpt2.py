@@ -8,7 +8,7 @@ from .. import _core
 from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
-from .configuration import PretrainedConfig
+from .configuration import PretrainedConfig, attribute_alias
 from .generation import GenerationMixin
 from .loss_utils import causal_lm_loss
 from .model_inputs import as_ids, decoder_inputs
@@ -50,12 +50,8 @@ class GPT2Config(PretrainedConfig):
         return out
 
 
-def _alias(own):
-    return property(lambda self: getattr(self, own), lambda self, v: setattr(self, own, v))
-
-
 for _common, _own in _ALIASES.items():
-    setattr(GPT2Config, _common, _alias(_own))
+    setattr(GPT2Config, _common, attribute_alias(_own))
 
 
 class Conv1D(nn.Module):

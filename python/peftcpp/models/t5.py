@@ -19,17 +19,12 @@ from ..nn import functional as F
 from ..utils import checkpoint
 from .activations import ACT2FN, gated_act
 from .cache import EncoderDecoderCache
-from .configuration import PretrainedConfig
+from .configuration import PretrainedConfig, attribute_alias
 from .generation import GenerationMixin
 from .loss_utils import seq2seq_lm_loss
 from .model_inputs import as_ids, ids_numpy, padding_mask
 from .modeling_utils import PreTrainedModel
 from .outputs import CausalLMOutputWithPast, ModelOutput
-
-
-def _alias(target):
-    """transformers' attribute_map: hidden_size etc. read and write d_model etc."""
-    return property(lambda self: getattr(self, target), lambda self, v: setattr(self, target, v))
 
 
 class T5Config(PretrainedConfig):
@@ -40,11 +35,11 @@ class T5Config(PretrainedConfig):
         layer_norm_epsilon=1e-6, initializer_factor=1.0, feed_forward_proj="relu", is_encoder_decoder=True,
         use_cache=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=True,
     )
-    hidden_size = _alias("d_model")
-    num_attention_heads = _alias("num_heads")
-    num_key_value_heads = _alias("num_heads")
-    num_hidden_layers = _alias("num_layers")
-    head_dim = _alias("d_kv")
+    hidden_size = attribute_alias("d_model")
+    num_attention_heads = attribute_alias("num_heads")
+    num_key_value_heads = attribute_alias("num_heads")
+    num_hidden_layers = attribute_alias("num_layers")
+    head_dim = attribute_alias("d_kv")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
