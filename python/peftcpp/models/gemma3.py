@@ -121,6 +121,7 @@ class Gemma3TextScaledWordEmbedding(nn.Embedding):
         self.scalar_embed_scale = embed_scale
 
     def forward(self, ids):
+        # ids: [B, T] -> [B, T, C]
         return F.embedding(ids, self.weight) * _round_to(self.scalar_embed_scale, self.weight.dtype)
 
 

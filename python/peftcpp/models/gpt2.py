@@ -131,6 +131,7 @@ class GPT2Block(nn.Module):
         self.mlp = GPT2MLP(inner, config)
 
     def forward(self, x, mask=None, cache=None):
+        # x: [B, T, C], pre-LayerNorm residual blocks
         x = x + self.attn(self.ln_1(x), mask, cache)
         return x + self.mlp(self.ln_2(x))
 

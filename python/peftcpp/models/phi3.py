@@ -128,6 +128,7 @@ class Phi3DecoderLayer(LlamaDecoderLayer):
         self.resid_pdrop = float(getattr(config, "resid_pdrop", 0.0) or 0.0)
 
     def forward(self, x, cos, sin, mask=None, cache=None):
+        # x: [B, T, C], pre-norm residual blocks with residual dropout
         a = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
         if self.resid_pdrop and self.training:
             a = F.dropout(a, self.resid_pdrop, True)

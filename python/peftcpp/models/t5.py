@@ -138,7 +138,7 @@ class T5LayerFF(nn.Module):
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x):
-        return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))
+        return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))  # x: [B, T, C]
 
 
 class T5Attention(nn.Module):
@@ -199,6 +199,7 @@ class T5LayerSelfAttention(nn.Module):
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, bias=None, cache=None, is_causal=False):
+        # x: [B, T, C]; bias: [1 or B, H, T, S]
         return x + self.dropout(self.SelfAttention(self.layer_norm(x), bias, cache=cache, is_causal=is_causal))
 
 
@@ -210,6 +211,7 @@ class T5LayerCrossAttention(nn.Module):
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, key_value_states, bias=None, cache=None):
+        # x: [B, T, C]; key_value_states: [B, S, C], the encoder output; bias: [B, 1, 1, S] or None
         return x + self.dropout(self.EncDecAttention(self.layer_norm(x), bias, key_value_states, cache))
 
 
@@ -223,6 +225,7 @@ class T5Block(nn.Module):
         self.layer.append(T5LayerFF(config))
 
     def forward(self, x, bias=None, encoder_hidden_states=None, cross_bias=None, cache=None):
+        # x: [B, T, C]: self-attention, cross-attention (decoder), feed-forward, each residual
         x = self.layer[0](x, bias, cache, is_causal=self.is_decoder)
         if self.is_decoder and encoder_hidden_states is not None:
             x = self.layer[1](x, encoder_hidden_states, cross_bias, cache)
