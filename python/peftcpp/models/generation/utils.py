@@ -294,16 +294,15 @@ class GenerationMixin:
         if cross_mask is not None and cross_mask.all():
             cross_mask = None
         state = dict(ids=ids, mask=mask, inputs_embeds=inputs_embeds, encoder_hidden=enc_h, repeat=nrs,
-                     cross_mask=cross_mask)
+                     cross_mask=cross_mask, start=np.zeros(B * nrs, dtype=np.int64))
         return np.repeat(dec, nrs, axis=0) if nrs > 1 else dec, state
 
     def _encoder_decoder_step_inputs(self, step_ids, cur, T0, state):
         if cur == T0:  # the encoder once, its output repeated num_return_sequences times per row
             enc_h = state["encoder_hidden"]
             if enc_h is None:
-                ids = state["ids"]
-                enc_h = self.get_encoder()(input_ids=None if ids is None else _core.from_numpy(np.ascontiguousarray(ids)),
-                                           attention_mask=state["mask"],
+                ids = None if state["ids"] is None else _core.from_numpy(np.ascontiguousarray(state["ids"]))
+                enc_h = self.get_encoder()(input_ids=ids, attention_mask=state["mask"],
                                            inputs_embeds=state["inputs_embeds"]).last_hidden_state
             if state["repeat"] > 1:
                 rep = _core.from_numpy(np.repeat(np.arange(enc_h.shape[0], dtype=np.int64), state["repeat"]))
