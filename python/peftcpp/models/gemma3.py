@@ -155,17 +155,13 @@ class Gemma3DecoderLayer(nn.Module):
 class Gemma3TextModel(LlamaModel):
     layer_class = Gemma3DecoderLayer
 
-    def __init__(self, config):
-        nn.Module.__init__(self)
-        self.config = config
-        self.padding_idx = getattr(config, "pad_token_id", None)
-        self.embed_tokens = Gemma3TextScaledWordEmbedding(config.vocab_size, config.hidden_size, self.padding_idx,
-                                                          embed_scale=config.hidden_size ** 0.5)
-        self.layers = nn.ModuleList([self.layer_class(config, i) for i in range(config.num_hidden_layers)])
-        self.norm = rms_norm(config, config.hidden_size)
-        object.__setattr__(self, "rotary_emb", {t: RotaryEmbedding(config, config.rope_parameters[t])
-                                                for t in sorted(set(config.layer_types))})
-        self.gradient_checkpointing = False
+    def input_embedding(self, config):
+        return Gemma3TextScaledWordEmbedding(config.vocab_size, config.hidden_size, self.padding_idx,
+                                             embed_scale=config.hidden_size ** 0.5)
+
+    def rotary_embedding(self, config):
+        """One table per layer type, each with its own RoPE parameters."""
+        return {t: RotaryEmbedding(config, config.rope_parameters[t]) for t in sorted(set(config.layer_types))}
 
     def rope_key(self, layer):
         return layer.self_attn.layer_type

@@ -147,11 +147,17 @@ class LlamaModel(nn.Module):
         super().__init__()
         self.config = config
         self.padding_idx = getattr(config, "pad_token_id", None)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.embed_tokens = self.input_embedding(config)
         self.layers = nn.ModuleList([self.layer_class(config, i) for i in range(config.num_hidden_layers)])
         self.norm = rms_norm(config, config.hidden_size)
-        object.__setattr__(self, "rotary_emb", RotaryEmbedding(config))
+        object.__setattr__(self, "rotary_emb", self.rotary_embedding(config))  # tables, not a submodule
         self.gradient_checkpointing = False
+
+    def input_embedding(self, config):
+        return nn.Embedding(config.vocab_size, config.hidden_size)
+
+    def rotary_embedding(self, config):
+        return RotaryEmbedding(config)
 
     def embed(self, input_ids):
         return self.embed_tokens(input_ids)

@@ -142,18 +142,10 @@ class Phi3DecoderLayer(LlamaDecoderLayer):
 class Phi3Model(LlamaModel):
     layer_class = Phi3DecoderLayer
 
-    def __init__(self, config):
-        rp = config.rope_parameters
-        if rp.get("rope_type") != "longrope":
-            super().__init__(config)
-            return
-        # LlamaModel builds the default tables; longrope replaces them
-        config.rope_parameters = dict(rp, rope_type="default")
-        try:
-            super().__init__(config)
-        finally:
-            config.rope_parameters = rp
-        object.__setattr__(self, "rotary_emb", LongRopeRotaryEmbedding(config))
+    def rotary_embedding(self, config):
+        if config.rope_parameters.get("rope_type") == "longrope":
+            return LongRopeRotaryEmbedding(config)
+        return super().rotary_embedding(config)
 
 
 class Phi3ForCausalLM(LlamaForCausalLM):
