@@ -33,9 +33,9 @@ class PretrainedConfig:
         if getattr(self, "num_key_value_heads", None) is None and hasattr(self, "num_attention_heads"):
             self.num_key_value_heads = self.num_attention_heads
         self.model_type = self.model_type or values.get("model_type", "")
-        self._standardize_rope()
+        self.standardize_rope()
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         """transformers ≥5 writes `rope_parameters`; older files have
         `rope_theta` and `rope_scaling`. Both become `rope_parameters`."""
         rp = getattr(self, "rope_parameters", None)

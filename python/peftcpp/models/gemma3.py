@@ -60,7 +60,7 @@ class Gemma3TextConfig(LlamaConfig):
     def mlp_projection_bias(self):
         return False
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         """rope_parameters keyed by layer type (transformers ≥5); older files
         have rope_theta (full attention), rope_local_base_freq (sliding) and
         rope_scaling (full attention only)."""
@@ -191,11 +191,11 @@ class Gemma3ForConditionalGenerationText(Gemma3ForCausalLM):
                 return new + k[len(old):]
         return k
 
-    def _load_tensors(self, tensors, origin, dtype):
+    def load_tensors(self, tensors, origin, dtype):
         text, where = {}, {}
         for k, v in tensors.items():
             if k.startswith(self._skip_prefixes):
                 continue
             n = self._rename(k)
             text[n], where[n] = v, origin[k]
-        super()._load_tensors(text, where, dtype)
+        super().load_tensors(text, where, dtype)

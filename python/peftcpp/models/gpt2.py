@@ -40,7 +40,7 @@ class GPT2Config(PretrainedConfig):
         if self.n_embd % self.n_head:
             raise ValueError(f"gpt2: n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         pass  # learned positions: no RoPE
 
     def to_dict(self):

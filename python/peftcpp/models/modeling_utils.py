@@ -10,7 +10,7 @@ from .. import io as pc_io
 from ..hub import resolve_file
 from ..nn import Module, Parameter, init_empty_weights
 from .._tensor import bfloat16, float16, float32
-from .generation import load_generation_config
+from .generation import GENERATION_CONFIG_SLOT, load_generation_config
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -107,20 +107,23 @@ class PreTrainedModel(Module):
         with init_empty_weights():  # no random init, no float32 copy: the file's memory is used
             model = cls(config)
         tensors, origin = load_checkpoint(name_or_path, **hub)
-        model._load_tensors(tensors, origin, want)
+        model.load_tensors(tensors, origin, want)
         model.name_or_path = os.fspath(name_or_path)
         if hasattr(model, "generate"):  # generation_config.json now, while the hub arguments are at hand
             model.generation_config = load_generation_config(name_or_path, config, **hub)
         model.eval()
         return model
 
-    def _load_tensors(self, tensors, origin, dtype):
+    def load_tensors(self, tensors, origin, dtype):
+        """Puts checkpoint tensors (name → Tensor; origin: name → file) in
+        place of the parameters; architectures with renamed or shared
+        weights override it."""
         tied = bool(getattr(self.config, "tie_word_embeddings", False))
-        self._place_all(tensors, origin, dtype, filled=set(self._tied_weights_keys) if tied else set())
+        self.place_tensors(tensors, origin, dtype, filled=set(self._tied_weights_keys) if tied else set())
         if tied:
             self.tie_weights()
 
-    def _place_all(self, tensors, origin, dtype, filled=(), skip=()):
+    def place_tensors(self, tensors, origin, dtype, filled=(), skip=()):
         """Places every checkpoint tensor after checking that none is missing
         or unexpected. `filled`: own keys that tying provides (neither missing
         nor unexpected); `skip`: checkpoint keys not placed."""
@@ -134,13 +137,13 @@ class PreTrainedModel(Module):
             if k in skip:
                 continue
             if k not in own:
-                if self._ignore_unexpected(k) or k in filled:
+                if self.ignore_unexpected_key(k) or k in filled:
                     continue
                 raise ValueError(f"{origin[k]}: unexpected tensor '{k}' for {type(self).__name__} "
                                  f"(model_type {self.config.model_type})")
             self._place_checked(k, src, own[k], origin[k], dtype)
 
-    def _ignore_unexpected(self, key):
+    def ignore_unexpected_key(self, key):
         """A checkpoint tensor the model has no place for that is fine to drop."""
         return any(re.search(p, key) for p in self._keys_to_ignore_on_load_unexpected)
 
@@ -179,13 +182,13 @@ class PreTrainedModel(Module):
         weights are not written twice, as transformers does."""
         os.makedirs(save_directory, exist_ok=True)
         self.config.save_pretrained(save_directory)
-        sd = self._weights_to_save(dict(state_dict if state_dict is not None else self.state_dict()))
+        sd = self.weights_to_save(dict(state_dict if state_dict is not None else self.state_dict()))
         pc_io.save_file(sd, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
-        gc = self.__dict__.get("_generation_config")
+        gc = self.__dict__.get(GENERATION_CONFIG_SLOT)
         if gc is not None:
             gc.save_pretrained(save_directory)
 
-    def _weights_to_save(self, sd):
+    def weights_to_save(self, sd):
         """The state dict without the tensors the checkpoint does not repeat."""
         if getattr(self.config, "tie_word_embeddings", False):
             for k in self._tied_weights_keys:

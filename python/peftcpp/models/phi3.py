@@ -26,8 +26,8 @@ class Phi3Config(LlamaConfig):
                     pad_token_id=32000, sliding_window=None)
     sliding_layers = "all"
 
-    def _standardize_rope(self):
-        super()._standardize_rope()
+    def standardize_rope(self):
+        super().standardize_rope()
         rp = self.rope_parameters
         if rp.get("rope_type") in ("su", "yarn"):  # older Phi-3 files; transformers reads them as longrope
             rp["rope_type"] = "longrope"

@@ -57,7 +57,7 @@ class T5Config(PretrainedConfig):
         if "scale_decoder_outputs" not in kwargs:
             self.scale_decoder_outputs = kwargs.get("tie_word_embeddings", True) is not False
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         pass  # relative position buckets, no RoPE
 
 
@@ -295,7 +295,7 @@ class T5PreTrainedModel(PreTrainedModel):
         if head is not None:
             head._parameters["weight"] = self.shared.weight
 
-    def _load_tensors(self, tensors, origin, dtype):
+    def load_tensors(self, tensors, origin, dtype):
         """The embedding lives in shared.weight; the head is tied to it unless
         the checkpoint holds a different lm_head.weight (FLAN-T5, T5 v1.1), as
         transformers decides."""
@@ -312,19 +312,19 @@ class T5PreTrainedModel(PreTrainedModel):
                     tensors = dict(tensors, **{"shared.weight": tensors[k]})
                     origin = dict(origin, **{"shared.weight": origin[k]})
                     break
-        self._place_all(tensors, origin, dtype, filled=aliases, skip=aliases)
+        self.place_tensors(tensors, origin, dtype, filled=aliases, skip=aliases)
         if untied:
             for s in self._stacks():
                 s.embed_tokens = self.shared
         else:
             self.tie_weights()
 
-    def _ignore_unexpected(self, key):
+    def ignore_unexpected_key(self, key):
         if key.startswith("decoder.") and "decoder" not in self._modules:
             return True  # T5EncoderModel from a full checkpoint
-        return super()._ignore_unexpected(key) or (key == "lm_head.weight" and self.get_output_embeddings() is None)
+        return super().ignore_unexpected_key(key) or (key == "lm_head.weight" and self.get_output_embeddings() is None)
 
-    def _weights_to_save(self, sd):
+    def weights_to_save(self, sd):
         """transformers' layout: the embedding once as shared.weight, the head
         only when it is not tied to it."""
         sd.pop("encoder.embed_tokens.weight", None)

@@ -7,6 +7,9 @@ from ...hub import resolve_file
 from ...io import read_json_object, write_json_atomic
 
 GENERATION_CONFIG_NAME = "generation_config.json"
+# Where a model keeps its GenerationConfig once loaded or set (in __dict__, so
+# that save_pretrained can tell a loaded one from none without loading it).
+GENERATION_CONFIG_SLOT = "_generation_config"
 
 # transformers' GenerationConfig._get_default_generation_params (the ones we use)
 GLOBAL_DEFAULTS = dict(max_length=20, min_length=0, do_sample=False, use_cache=True, num_beams=1, temperature=1.0,

@@ -32,7 +32,8 @@ from ..._tensor import no_grad, rand
 from ..cache import DynamicCache, EncoderDecoderCache
 from ..model_inputs import as_ids, as_numpy, ids_numpy
 from ..outputs import ModelOutput
-from .configuration_utils import GENERATION_FIELDS, GLOBAL_DEFAULTS, GenerationConfig, load_generation_config
+from .configuration_utils import (GENERATION_CONFIG_SLOT, GENERATION_FIELDS, GLOBAL_DEFAULTS, GenerationConfig,
+                                   load_generation_config)
 from .logits_process import process_logits, softmax
 from .stopping_criteria import eos_list, stop_string_hit
 
@@ -114,15 +115,15 @@ def stop_strings_of(cfg, tokenizer):
 class GenerationMixin:
     @property
     def generation_config(self):
-        gc = self.__dict__.get("_generation_config")
+        gc = self.__dict__.get(GENERATION_CONFIG_SLOT)
         if gc is None:
             gc = load_generation_config(getattr(self, "name_or_path", "") or None, getattr(self, "config", None))
-            self.__dict__["_generation_config"] = gc
+            self.__dict__[GENERATION_CONFIG_SLOT] = gc
         return gc
 
     @generation_config.setter
     def generation_config(self, value):
-        self.__dict__["_generation_config"] = value
+        self.__dict__[GENERATION_CONFIG_SLOT] = value
 
     def _prepare_generation_config(self, generation_config, kwargs):
         user_max_length = kwargs.get("max_length") is not None or (
