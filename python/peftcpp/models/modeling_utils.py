@@ -160,15 +160,15 @@ class PreTrainedModel(Module):
     def _place(self, key, value):
         mod_path, _, name = key.rpartition(".")
         mod = self.get_submodule(mod_path)
-        if name in mod._parameters:
-            mod._parameters[name] = Parameter(value, requires_grad=value.dtype == float32)
+        if name in dict(mod.named_parameters(recurse=False)):
+            mod.register_parameter(name, Parameter(value, requires_grad=value.dtype == float32))
         else:
-            mod._buffers[name] = value
+            mod.register_buffer(name, value)  # state_dict keys: persistent buffers only
 
     def tie_weights(self):
         out, inp = self.get_output_embeddings(), self.get_input_embeddings()
         if out is not None and inp is not None:
-            out._parameters["weight"] = inp.weight
+            out.register_parameter("weight", inp.weight)
 
     def get_input_embeddings(self):
         return getattr(getattr(self, self.base_model_prefix, self), "embed_tokens", None)

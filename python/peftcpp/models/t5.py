@@ -282,18 +282,18 @@ class T5PreTrainedModel(PreTrainedModel):
         return self.shared
 
     def get_output_embeddings(self):
-        return self.__dict__["_modules"].get("lm_head")
+        return dict(self.named_children()).get("lm_head")  # T5Model and T5EncoderModel have none
 
     def _stacks(self):
-        return [m for m in (self.__dict__["_modules"].get("encoder"), self.__dict__["_modules"].get("decoder"))
-                if m is not None]
+        children = dict(self.named_children())
+        return [children[k] for k in ("encoder", "decoder") if k in children]
 
     def tie_weights(self):
         for s in self._stacks():
             s.embed_tokens = self.shared
         head = self.get_output_embeddings()
         if head is not None:
-            head._parameters["weight"] = self.shared.weight
+            head.register_parameter("weight", self.shared.weight)
 
     def load_tensors(self, tensors, origin, dtype):
         """The embedding lives in shared.weight; the head is tied to it unless
@@ -320,7 +320,7 @@ class T5PreTrainedModel(PreTrainedModel):
             self.tie_weights()
 
     def ignore_unexpected_key(self, key):
-        if key.startswith("decoder.") and "decoder" not in self._modules:
+        if key.startswith("decoder.") and "decoder" not in dict(self.named_children()):
             return True  # T5EncoderModel from a full checkpoint
         return super().ignore_unexpected_key(key) or (key == "lm_head.weight" and self.get_output_embeddings() is None)
 
