@@ -390,6 +390,10 @@ class T5EncoderModel(T5PreTrainedModel):
 
 
 class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
+    """generate() is GenerationMixin's encoder-decoder path (config.is_encoder_decoder):
+    the encoder once, then the decoder token by token from decoder_start_token_id,
+    cross-attention keys cached; returns the decoder ids, start token included."""
+
     def __init__(self, config):
         super().__init__(config)
         self.model_dim = config.d_model
