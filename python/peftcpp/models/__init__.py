@@ -1,5 +1,10 @@
-"""Causal language models written on the engine, one file per
-architecture, with transformers' module and parameter names."""
+"""Language models written on the engine, one file per architecture, with
+transformers' module and parameter names. Shared by all of them:
+configuration (PretrainedConfig), modeling_utils (PreTrainedModel: load and
+save), model_inputs (ids, masks, positions), loss_utils, activations, rope,
+cache, outputs, and generation/ (GenerationMixin, imports no architecture).
+Mistral, Qwen2, Qwen3, SmolLM3, Phi-3 and Gemma 3 reuse the Llama modules
+through the architecture flags of their config class."""
 from .auto import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, register, register_seq2seq
 from .cache import DynamicCache
 from .configuration import PretrainedConfig

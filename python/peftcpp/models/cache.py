@@ -1,4 +1,5 @@
-"""Key/value cache for generation (transformers' DynamicCache semantics)."""
+"""Key/value caches for generation (transformers' DynamicCache and
+EncoderDecoderCache semantics)."""
 from .. import _core
 
 
@@ -26,6 +27,10 @@ class DynamicCache:
             return 0
         return self.keys[layer_idx].shape[2]
 
+    def reset(self):
+        """Forgets every layer's keys and values."""
+        self.keys, self.values = [], []
+
     def reorder(self, index):
         """Keeps batch rows `index` (int64 tensor), e.g. after dropping finished rows."""
         self.keys = [k.index_select(0, index) if k is not None else None for k in self.keys]
@@ -33,3 +38,15 @@ class DynamicCache:
 
     def __len__(self):
         return len(self.keys)
+
+
+class EncoderDecoderCache:
+    """Decoder self-attention keys/values (grown each step) and the
+    cross-attention keys/values (computed once from the encoder output)."""
+
+    def __init__(self, self_attention_cache=None):
+        self.self_attention_cache = self_attention_cache or DynamicCache()
+        self.cross = {}
+
+    def get_seq_length(self, layer_idx=0):
+        return self.self_attention_cache.get_seq_length(layer_idx)

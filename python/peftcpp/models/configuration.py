@@ -10,6 +10,12 @@ from ..fileio import read_json_object, write_text_atomic
 CONFIG_NAME = "config.json"
 
 
+def attribute_alias(target):
+    """transformers' attribute_map: a common name (hidden_size, ...) that reads
+    and writes an architecture's own one (d_model, n_embd, ...)."""
+    return property(lambda self: getattr(self, target), lambda self, v: setattr(self, target, v))
+
+
 class PretrainedConfig:
     """Attribute bag over config.json. Subclasses set `model_type` and
     `defaults`; unknown keys are kept so a saved config round-trips."""
@@ -27,9 +33,9 @@ class PretrainedConfig:
         if getattr(self, "num_key_value_heads", None) is None and hasattr(self, "num_attention_heads"):
             self.num_key_value_heads = self.num_attention_heads
         self.model_type = self.model_type or values.get("model_type", "")
-        self._standardize_rope()
+        self.standardize_rope()
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         """transformers ≥5 writes `rope_parameters`; older files have
         `rope_theta` and `rope_scaling`. Both become `rope_parameters`."""
         rp = getattr(self, "rope_parameters", None)

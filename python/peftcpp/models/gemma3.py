@@ -14,19 +14,19 @@ import copy
 
 import numpy as np
 
-from .. import _core
 from .. import nn
 from ..nn import functional as F
 from .._tensor import bfloat16, float16
-from .configuration import PretrainedConfig
-from .llama import LlamaAttention, LlamaForCausalLM, LlamaMLP, LlamaModel, gated_act
+from .llama import SLIDING_ATTENTION, LlamaAttention, LlamaConfig, LlamaForCausalLM, LlamaMLP, LlamaModel, rms_norm
 from .rope import RotaryEmbedding
 
-LAYER_TYPES = ("sliding_attention", "full_attention")
+LAYER_TYPES = (SLIDING_ATTENTION, "full_attention")
 _DEFAULT_THETA = {"full_attention": 1_000_000.0, "sliding_attention": 10_000.0}
 
 
-class Gemma3TextConfig(PretrainedConfig):
+class Gemma3TextConfig(LlamaConfig):
+    """Own defaults (not Llama's); the Llama family's flags say: q/k norms,
+    (1 + w) norms, sliding window on the sliding_attention layers."""
     model_type = "gemma3_text"
     defaults = dict(
         vocab_size=262_208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8,
@@ -35,6 +35,9 @@ class Gemma3TextConfig(PretrainedConfig):
         attention_bias=False, query_pre_attn_scalar=256, sliding_window=4096, layer_types=None,
         final_logit_softcapping=None, attn_logit_softcapping=None, use_bidirectional_attention=False,
     )
+    qk_norm = True
+    rms_norm_offset = 1.0
+    sliding_layers = "layer_types"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -51,7 +54,13 @@ class Gemma3TextConfig(PretrainedConfig):
             raise ValueError(f"gemma3_text: layer_types has {len(self.layer_types)} entries for "
                              f"{self.num_hidden_layers} layers")
 
-    def _standardize_rope(self):
+    def mlp_activation(self):
+        return getattr(self, "hidden_activation", None) or "gelu_pytorch_tanh"
+
+    def mlp_projection_bias(self):
+        return False
+
+    def standardize_rope(self):
         """rope_parameters keyed by layer type (transformers ≥5); older files
         have rope_theta (full attention), rope_local_base_freq (sliding) and
         rope_scaling (full attention only)."""
@@ -112,44 +121,15 @@ class Gemma3TextScaledWordEmbedding(nn.Embedding):
         self.scalar_embed_scale = embed_scale
 
     def forward(self, ids):
+        # ids: [B, T] -> [B, T, C]
         return F.embedding(ids, self.weight) * _round_to(self.scalar_embed_scale, self.weight.dtype)
 
 
-class Gemma3RMSNorm(nn.Module):
-    """x·rsqrt(mean(x²) + eps)·(1 + w), in float32; weight initialised to 0."""
-
-    def __init__(self, dim, eps=1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(_core.zeros([dim], _core.DType.float32))
-        self.eps = eps
-
-    def forward(self, x):
-        return F.rms_norm(x, None, self.weight, self.eps, offset=1.0)
-
-    def extra_repr(self):
-        return f"({self.weight.shape[0]},), eps={self.eps}"
-
-
-class Gemma3MLP(LlamaMLP):
-    def __init__(self, config):
-        nn.Module.__init__(self)
-        h, i = config.hidden_size, config.intermediate_size
-        self.gate_proj = nn.Linear(h, i, bias=False)
-        self.up_proj = nn.Linear(h, i, bias=False)
-        self.down_proj = nn.Linear(i, h, bias=False)
-        self.act = gated_act(getattr(config, "hidden_activation", None) or "gelu_pytorch_tanh")
-
-
 class Gemma3Attention(LlamaAttention):
-    qk_norm = True
-
     def __init__(self, config, layer_idx):
         super().__init__(config, layer_idx)
-        self.q_norm = Gemma3RMSNorm(self.head_dim, eps=config.rms_norm_eps)  # replaces Llama's, same place
-        self.k_norm = Gemma3RMSNorm(self.head_dim, eps=config.rms_norm_eps)
         self.layer_type = config.layer_types[layer_idx]
         self.scaling = float(config.query_pre_attn_scalar) ** -0.5
-        self.sliding_window = int(config.sliding_window or 0) if self.layer_type == "sliding_attention" else 0
         # transformers' Gemma 3 keeps attn_logit_softcapping in the config but never applies it (released
         # Gemma 3 checkpoints set it to null); Gemma 2 applies it. Same outputs as transformers: not applied.
         self.softcap = 0.0
@@ -158,15 +138,16 @@ class Gemma3Attention(LlamaAttention):
 class Gemma3DecoderLayer(nn.Module):
     def __init__(self, config, layer_idx):
         super().__init__()
-        h, eps = config.hidden_size, config.rms_norm_eps
+        h = config.hidden_size
         self.self_attn = Gemma3Attention(config, layer_idx)
-        self.mlp = Gemma3MLP(config)
-        self.input_layernorm = Gemma3RMSNorm(h, eps=eps)
-        self.post_attention_layernorm = Gemma3RMSNorm(h, eps=eps)
-        self.pre_feedforward_layernorm = Gemma3RMSNorm(h, eps=eps)
-        self.post_feedforward_layernorm = Gemma3RMSNorm(h, eps=eps)
+        self.mlp = LlamaMLP(config)
+        self.input_layernorm = rms_norm(config, h)
+        self.post_attention_layernorm = rms_norm(config, h)
+        self.pre_feedforward_layernorm = rms_norm(config, h)
+        self.post_feedforward_layernorm = rms_norm(config, h)
 
     def forward(self, x, cos, sin, mask=None, cache=None):
+        # x: [B, T, C]; each sublayer normed before and after, then added
         x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
         return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
 
@@ -174,17 +155,13 @@ class Gemma3DecoderLayer(nn.Module):
 class Gemma3TextModel(LlamaModel):
     layer_class = Gemma3DecoderLayer
 
-    def __init__(self, config):
-        nn.Module.__init__(self)
-        self.config = config
-        self.padding_idx = getattr(config, "pad_token_id", None)
-        self.embed_tokens = Gemma3TextScaledWordEmbedding(config.vocab_size, config.hidden_size, self.padding_idx,
-                                                          embed_scale=config.hidden_size ** 0.5)
-        self.layers = nn.ModuleList([self.layer_class(config, i) for i in range(config.num_hidden_layers)])
-        self.norm = Gemma3RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        object.__setattr__(self, "rotary_emb", {t: RotaryEmbedding(config, config.rope_parameters[t])
-                                                for t in sorted(set(config.layer_types))})
-        self.gradient_checkpointing = False
+    def input_embedding(self, config):
+        return Gemma3TextScaledWordEmbedding(config.vocab_size, config.hidden_size, self.padding_idx,
+                                             embed_scale=config.hidden_size ** 0.5)
+
+    def rotary_embedding(self, config):
+        """One table per layer type, each with its own RoPE parameters."""
+        return {t: RotaryEmbedding(config, config.rope_parameters[t]) for t in sorted(set(config.layer_types))}
 
     def rope_key(self, layer):
         return layer.self_attn.layer_type
@@ -214,11 +191,11 @@ class Gemma3ForConditionalGenerationText(Gemma3ForCausalLM):
                 return new + k[len(old):]
         return k
 
-    def _load_tensors(self, tensors, origin, dtype):
+    def load_tensors(self, tensors, origin, dtype):
         text, where = {}, {}
         for k, v in tensors.items():
             if k.startswith(self._skip_prefixes):
                 continue
             n = self._rename(k)
             text[n], where[n] = v, origin[k]
-        super()._load_tensors(text, where, dtype)
+        super().load_tensors(text, where, dtype)

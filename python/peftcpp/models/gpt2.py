@@ -8,10 +8,11 @@ from .. import _core
 from .. import nn
 from ..nn import Conv1D, functional as F  # Conv1D lives in nn (transformers.pytorch_utils)
 from ..utils import checkpoint
-from .configuration import PretrainedConfig
+from .configuration import PretrainedConfig, attribute_alias
 from .generation import GenerationMixin
-from .llama import as_ids
-from .modeling_utils import PreTrainedModel, causal_lm_loss, decoder_inputs
+from .loss_utils import causal_lm_loss
+from .model_inputs import as_ids, decoder_inputs
+from .modeling_utils import PreTrainedModel
 from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 _ALIASES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
@@ -39,7 +40,7 @@ class GPT2Config(PretrainedConfig):
         if self.n_embd % self.n_head:
             raise ValueError(f"gpt2: n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         pass  # learned positions: no RoPE
 
     def to_dict(self):
@@ -49,12 +50,8 @@ class GPT2Config(PretrainedConfig):
         return out
 
 
-def _alias(own):
-    return property(lambda self: getattr(self, own), lambda self, v: setattr(self, own, v))
-
-
 for _common, _own in _ALIASES.items():
-    setattr(GPT2Config, _common, _alias(_own))
+    setattr(GPT2Config, _common, attribute_alias(_own))
 
 
 class GPT2Attention(nn.Module):
@@ -71,14 +68,15 @@ class GPT2Attention(nn.Module):
         self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
 
     def forward(self, x, mask=None, cache=None):
+        # x: [B, T, C]; mask: [B, 1, 1, S] or None; S = past + T keys
         b, t, c = x.shape
         h, d = self.num_heads, self.head_dim
-        qkv = self.c_attn(x).reshape(b, t, 3, h, d)
-        q, k, v = (_core.select(qkv, 2, i).transpose(1, 2) for i in range(3))
+        qkv = self.c_attn(x).reshape(b, t, 3, h, d)  # qkv: [B, T, 3, H, D]
+        q, k, v = (_core.select(qkv, 2, i).transpose(1, 2) for i in range(3))  # q, k, v: [B, H, T, D]
         if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx)
-        o = F.scaled_dot_product_attention(q, k, v, mask, is_causal=True, scale=self.scaling)
-        return self.c_proj(o.transpose(1, 2).reshape(b, t, c))
+            k, v = cache.update(k, v, self.layer_idx)  # k, v: [B, H, S, D]
+        o = F.scaled_dot_product_attention(q, k, v, mask, is_causal=True, scale=self.scaling)  # o: [B, H, T, D]
+        return self.c_proj(o.transpose(1, 2).reshape(b, t, c))  # [B, T, C]
 
 
 class GPT2MLP(nn.Module):
@@ -99,7 +97,7 @@ class GPT2MLP(nn.Module):
                              "(supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)")
 
     def forward(self, x):
-        return self.c_proj(self.act(self.c_fc(x)))
+        return self.c_proj(self.act(self.c_fc(x)))  # x: [B, T, C] -> [B, T, inner] -> [B, T, C]
 
 
 class GPT2Block(nn.Module):
@@ -112,6 +110,7 @@ class GPT2Block(nn.Module):
         self.mlp = GPT2MLP(inner, config)
 
     def forward(self, x, mask=None, cache=None):
+        # x: [B, T, C], pre-LayerNorm residual blocks
         x = x + self.attn(self.ln_1(x), mask, cache)
         return x + self.mlp(self.ln_2(x))
 
@@ -129,6 +128,7 @@ class GPT2Model(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, **kwargs):
+        # x: [B, T, C]; position_ids: [B, T]; mask: [B, 1, 1, S] or None
         x, position_ids, past_key_values, mask = decoder_inputs(
             self.wte, input_ids, inputs_embeds, attention_mask, position_ids, past_key_values, use_cache)
         b, t = x.shape[0], x.shape[1]
@@ -165,11 +165,11 @@ class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, **kwargs):
         out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
-        h = out.last_hidden_state
-        h_keep = h[:, -logits_to_keep:] if logits_to_keep else h
+        h = out.last_hidden_state  # h: [B, T, C]
+        h_keep = h[:, -logits_to_keep:] if logits_to_keep else h  # h_keep: [B, K, C] -> logits: [B, K, V]
         if labels is None:
             return CausalLMOutputWithPast(logits=F.linear(h_keep, self.lm_head.weight),
                                           past_key_values=out.past_key_values)
-        loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels))
+        loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels))  # labels: [B, T]
         return CausalLMOutputWithPast(loss=loss, past_key_values=out.past_key_values,
                                       logits_fn=lambda: F.linear(h_keep, self.lm_head.weight))

@@ -1,17 +1,21 @@
-"""Llama (SmolLM/SmolLM2, Llama 3.x, and the base of mistral, qwen2, qwen3
-and smollm3): module and parameter names as in transformers, so checkpoint
-keys and PEFT adapter keys map one to one."""
-import numpy as np
-
-from .. import _core
+"""Llama (SmolLM/SmolLM2, Llama 3.x) and the family built on it: module and
+parameter names as in transformers, so checkpoint keys and PEFT adapter
+keys map one to one. Mistral, Qwen2, Qwen3, SmolLM3, Phi-3 and Gemma 3
+differ from Llama by the architecture flags of their config class (see
+LlamaConfig); the modules below read them."""
 from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
+from .activations import gated_act
 from .configuration import PretrainedConfig
 from .generation import GenerationMixin
-from .modeling_utils import PreTrainedModel, causal_lm_loss, decoder_inputs
+from .loss_utils import causal_lm_loss
+from .model_inputs import as_ids, decoder_inputs
+from .modeling_utils import PreTrainedModel
 from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from .rope import RotaryEmbedding
+
+SLIDING_ATTENTION = "sliding_attention"
 
 
 class LlamaConfig(PretrainedConfig):
@@ -23,95 +27,100 @@ class LlamaConfig(PretrainedConfig):
         mlp_bias=False, bos_token_id=1, eos_token_id=2, pad_token_id=None,
     )
 
+    # Architecture flags of the family. Class attributes, so they are never
+    # written to config.json; each architecture's config class sets its own.
+    qkv_bias = None  # bias on q/k/v_proj; None: config.attention_bias
+    o_proj_bias = None  # bias on o_proj; None: config.attention_bias
+    qk_norm = False  # RMSNorm over each head's queries and keys, before RoPE (Qwen3, Gemma 3)
+    rms_norm_offset = 0.0  # 1.0: norms scale by (1 + weight), weights start at 0 (Gemma)
+    sliding_layers = None  # which layers use config.sliding_window: None, "all" or "layer_types"
 
-def as_ids(x):
-    """input ids as an int64 peftcpp tensor [B, T] from a tensor, array or list."""
-    if isinstance(x, _core.Tensor):
-        t = x if x.dtype in (_core.DType.int64, _core.DType.int32) else None
-        if t is None:
-            raise TypeError(f"input_ids must be integer token ids, got {x.dtype.name}")
-        return t if t.ndim == 2 else t.reshape(1, -1)
-    a = np.asarray(x, dtype=np.int64)
-    if a.ndim == 1:
-        a = a[None]
-    return _core.from_numpy(np.ascontiguousarray(a), copy=True)
+    def projection_biases(self):
+        """(bias of q/k/v_proj, bias of o_proj)."""
+        bias = getattr(self, "attention_bias", False)
+        return (bias if self.qkv_bias is None else self.qkv_bias,
+                bias if self.o_proj_bias is None else self.o_proj_bias)
+
+    def layer_sliding_window(self, layer_idx):
+        """Attention window of a layer, 0 for full attention. "layer_types":
+        the layers marked sliding_attention, when use_sliding_window allows."""
+        window = int(getattr(self, "sliding_window", None) or 0)
+        if self.sliding_layers == "all":
+            return window
+        if self.sliding_layers == "layer_types" and getattr(self, "use_sliding_window", True) \
+                and self.layer_types[layer_idx] == SLIDING_ATTENTION:
+            return window
+        return 0
+
+    def layer_uses_rope(self, layer_idx):
+        """False for SmolLM3's NoPE layers (no_rope_layers[i] == 0)."""
+        no_rope_layers = getattr(self, "no_rope_layers", None)
+        return True if no_rope_layers is None else bool(no_rope_layers[layer_idx])
+
+    def mlp_activation(self):
+        return getattr(self, "hidden_act", "silu")
+
+    def mlp_projection_bias(self):
+        return getattr(self, "mlp_bias", False)
 
 
-ACT_GATED = {"silu": F.swiglu, "swish": F.swiglu,
-             "gelu_pytorch_tanh": lambda g, u: _core.gelu_mul(g, u, "tanh"),
-             "gelu_new": lambda g, u: _core.gelu_mul(g, u, "tanh"),
-             "gelu": lambda g, u: _core.gelu_mul(g, u, "none")}
-
-
-def gated_act(name):
-    if name not in ACT_GATED:
-        raise ValueError(f"activation '{name}' is not supported (supported: {', '.join(sorted(ACT_GATED))})")
-    return ACT_GATED[name]
-
-
-class LlamaRMSNorm(nn.Module):
-    def __init__(self, hidden_size, eps=1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(_core.full([hidden_size], 1.0, _core.DType.float32))
-        self.variance_epsilon = eps
-
-    def forward(self, x):
-        return F.rms_norm(x, None, self.weight, self.variance_epsilon)
+def rms_norm(config, dim):
+    """The family's RMSNorm over `dim` features, with the config's eps and offset."""
+    return nn.RMSNorm(dim, eps=config.rms_norm_eps, offset=config.rms_norm_offset)
 
 
 class LlamaMLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        bias = getattr(config, "mlp_bias", False)
+        bias = config.mlp_projection_bias()
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
-        self.act = gated_act(getattr(config, "hidden_act", "silu"))
+        self.act = gated_act(config.mlp_activation())
 
     def forward(self, x):
+        # x: [B, T, C] -> gate, up: [B, T, I] -> act(gate) * up: [B, T, I] -> [B, T, C]
         return self.down_proj(self.act(self.gate_proj(x), self.up_proj(x)))
 
 
 class LlamaAttention(nn.Module):
-    qkv_bias = None  # None: follow config.attention_bias
-    qk_norm = False
-
     def __init__(self, config, layer_idx):
         super().__init__()
         self.config, self.layer_idx = config, layer_idx
         self.head_dim = config.head_dim
         self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.scaling = self.head_dim ** -0.5
-        self.sliding_window = 0
-        qkv_bias = getattr(config, "attention_bias", False) if self.qkv_bias is None else self.qkv_bias
-        o_bias = getattr(config, "attention_bias", False)
+        self.sliding_window = config.layer_sliding_window(layer_idx)
+        self.use_rope = config.layer_uses_rope(layer_idx)
+        self.softcap = 0.0
+        qkv_bias, o_bias = config.projection_biases()
         h, d = config.hidden_size, self.head_dim
         self.q_proj = nn.Linear(h, self.num_heads * d, bias=qkv_bias)
         self.k_proj = nn.Linear(h, self.num_kv_heads * d, bias=qkv_bias)
         self.v_proj = nn.Linear(h, self.num_kv_heads * d, bias=qkv_bias)
         self.o_proj = nn.Linear(self.num_heads * d, h, bias=o_bias)
+        self.qk_norm = config.qk_norm
         if self.qk_norm:
-            self.q_norm = LlamaRMSNorm(d, eps=config.rms_norm_eps)
-            self.k_norm = LlamaRMSNorm(d, eps=config.rms_norm_eps)
-        self.use_rope = True
-        self.softcap = 0.0
+            self.q_norm = rms_norm(config, d)
+            self.k_norm = rms_norm(config, d)
 
     def forward(self, x, cos, sin, mask=None, cache=None):
+        # x: [B, T, C]; cos, sin: [B, T, R/2]; mask: [B, 1, 1, S] or None; S = past + T keys
         b, t, _ = x.shape
         d = self.head_dim
-        q = self.q_proj(x).reshape(b, t, self.num_heads, d)
-        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, d)
-        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, d).transpose(1, 2)
+        q = self.q_proj(x).reshape(b, t, self.num_heads, d)  # q: [B, T, H, D]
+        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, d)  # k: [B, T, Hkv, D]
+        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, d).transpose(1, 2)  # v: [B, Hkv, T, D]
         if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = q.transpose(1, 2), k.transpose(1, 2)
+            q, k = self.q_norm(q), self.k_norm(k)  # over D, per head
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # q: [B, H, T, D], k: [B, Hkv, T, D]
         if self.use_rope:
             q, k = F.apply_rotary_emb(q, cos, sin), F.apply_rotary_emb(k, cos, sin)
         if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx)
+            k, v = cache.update(k, v, self.layer_idx)  # k, v: [B, Hkv, S, D]
         o = F.scaled_dot_product_attention(q, k, v, mask, is_causal=True, scale=self.scaling,
-                                           sliding_window=self.sliding_window, softcap=self.softcap)
-        return self.o_proj(o.transpose(1, 2).reshape(b, t, self.num_heads * d))
+                                           sliding_window=self.sliding_window, softcap=self.softcap)  # o: [B, H, T, D]
+        return self.o_proj(o.transpose(1, 2).reshape(b, t, self.num_heads * d))  # [B, T, H*D] -> [B, T, C]
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -122,10 +131,11 @@ class LlamaDecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = self.attention_class(config, layer_idx)
         self.mlp = self.mlp_class(config)
-        self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.input_layernorm = rms_norm(config, config.hidden_size)
+        self.post_attention_layernorm = rms_norm(config, config.hidden_size)
 
     def forward(self, x, cos, sin, mask=None, cache=None):
+        # x: [B, T, C], pre-norm residual blocks
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -137,11 +147,17 @@ class LlamaModel(nn.Module):
         super().__init__()
         self.config = config
         self.padding_idx = getattr(config, "pad_token_id", None)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.embed_tokens = self.input_embedding(config)
         self.layers = nn.ModuleList([self.layer_class(config, i) for i in range(config.num_hidden_layers)])
-        self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        object.__setattr__(self, "rotary_emb", RotaryEmbedding(config))
+        self.norm = rms_norm(config, config.hidden_size)
+        object.__setattr__(self, "rotary_emb", self.rotary_embedding(config))  # tables, not a submodule
         self.gradient_checkpointing = False
+
+    def input_embedding(self, config):
+        return nn.Embedding(config.vocab_size, config.hidden_size)
+
+    def rotary_embedding(self, config):
+        return RotaryEmbedding(config)
 
     def embed(self, input_ids):
         return self.embed_tokens(input_ids)
@@ -151,6 +167,7 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, **kwargs):
+        # x: [B, T, C]; position_ids: [B, T]; mask: [B, 1, 1, S] or None
         x, position_ids, past_key_values, mask = decoder_inputs(
             self.embed, input_ids, inputs_embeds, attention_mask, position_ids, past_key_values, use_cache)
         tables = {}
@@ -186,7 +203,7 @@ class LlamaForCausalLM(PreTrainedModel, GenerationMixin):
         return float(getattr(self.config, "final_logit_softcapping", None) or 0.0)
 
     def logits_from_hidden(self, h):
-        logits = F.linear(h, self.lm_head.weight, self.lm_head.bias)
+        logits = F.linear(h, self.lm_head.weight, self.lm_head.bias)  # h: [B, T, C] -> logits: [B, T, V]
         cap = self.final_softcap()
         if cap:
             logits = (logits * (1.0 / cap)).tanh() * cap
@@ -196,15 +213,15 @@ class LlamaForCausalLM(PreTrainedModel, GenerationMixin):
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, **kwargs):
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                          past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
-        h = out.last_hidden_state
+        h = out.last_hidden_state  # h: [B, T, C]
         if logits_to_keep:
-            h_keep = h[:, -logits_to_keep:]
+            h_keep = h[:, -logits_to_keep:]  # h_keep: [B, K, C]
         else:
             h_keep = h
         if labels is None:
             return CausalLMOutputWithPast(logits=self.logits_from_hidden(h_keep), past_key_values=out.past_key_values)
         if self.lm_head.bias is not None:
             raise ValueError("labels with a biased lm_head are not supported by the fused loss")
-        loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels), softcap=self.final_softcap())
+        loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels), softcap=self.final_softcap())  # labels: [B, T]
         return CausalLMOutputWithPast(loss=loss, past_key_values=out.past_key_values,
                                       logits_fn=lambda: self.logits_from_hidden(h_keep))

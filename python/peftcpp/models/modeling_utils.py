@@ -1,18 +1,16 @@
 """PreTrainedModel: loading and saving Hugging Face checkpoints
 (config.json + model.safetensors or a sharded index, memory-mapped: the
-weights are used where they lie in the file, no second copy), and the
-pieces every causal LM shares (attention mask, fused loss)."""
+weights are used where they lie in the file, no second copy)."""
 import json
 import os
-
-import numpy as np
+import re
 
 from .. import _core
 from .. import serialization
 from ..hub import resolve_file
 from ..nn import Module, Parameter, init_empty_weights
-from ..nn import functional as F
 from .._tensor import bfloat16, float16, float32
+from .generation import GENERATION_CONFIG_SLOT, load_generation_config
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -109,34 +107,45 @@ class PreTrainedModel(Module):
         with init_empty_weights():  # no random init, no float32 copy: the file's memory is used
             model = cls(config)
         tensors, origin = load_checkpoint(name_or_path, **hub)
-        model._load_tensors(tensors, origin, want)
+        model.load_tensors(tensors, origin, want)
         model.name_or_path = os.fspath(name_or_path)
         if hasattr(model, "generate"):  # generation_config.json now, while the hub arguments are at hand
-            from .generation import _load_generation_config
-            model.generation_config = _load_generation_config(name_or_path, config, **hub)
+            model.generation_config = load_generation_config(name_or_path, config, **hub)
         model.eval()
         return model
 
-    def _load_tensors(self, tensors, origin, dtype):
-        import re
-        own = self.state_dict(keep_vars=True)
+    def load_tensors(self, tensors, origin, dtype):
+        """Puts checkpoint tensors (name → Tensor; origin: name → file) in
+        place of the parameters; architectures with renamed or shared
+        weights override it."""
         tied = bool(getattr(self.config, "tie_word_embeddings", False))
-        missing = [k for k in own if k not in tensors and not (tied and k in self._tied_weights_keys)]
+        self.place_tensors(tensors, origin, dtype, filled=set(self._tied_weights_keys) if tied else set())
+        if tied:
+            self.tie_weights()
+
+    def place_tensors(self, tensors, origin, dtype, filled=(), skip=()):
+        """Places every checkpoint tensor after checking that none is missing
+        or unexpected. `filled`: own keys that tying provides (neither missing
+        nor unexpected); `skip`: checkpoint keys not placed."""
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in tensors and k not in filled]
         if missing:
             where = sorted(set(origin.values()))
             raise ValueError(f"{', '.join(where)}: missing tensor(s) {', '.join(missing[:8])}"
                              f"{' ...' if len(missing) > 8 else ''} for {type(self).__name__}")
         for k, src in tensors.items():
+            if k in skip:
+                continue
             if k not in own:
-                if any(re.search(p, k) for p in self._keys_to_ignore_on_load_unexpected):
-                    continue
-                if tied and k in self._tied_weights_keys:
+                if self.ignore_unexpected_key(k) or k in filled:
                     continue
                 raise ValueError(f"{origin[k]}: unexpected tensor '{k}' for {type(self).__name__} "
                                  f"(model_type {self.config.model_type})")
             self._place_checked(k, src, own[k], origin[k], dtype)
-        if tied:
-            self.tie_weights()
+
+    def ignore_unexpected_key(self, key):
+        """A checkpoint tensor the model has no place for that is fine to drop."""
+        return any(re.search(p, key) for p in self._keys_to_ignore_on_load_unexpected)
 
     def _place_checked(self, key, src, target, origin, dtype):
         """Puts a checkpoint tensor in place of parameter `key` after checking
@@ -151,15 +160,15 @@ class PreTrainedModel(Module):
     def _place(self, key, value):
         mod_path, _, name = key.rpartition(".")
         mod = self.get_submodule(mod_path)
-        if name in mod._parameters:
-            mod._parameters[name] = Parameter(value, requires_grad=value.dtype == float32)
+        if name in dict(mod.named_parameters(recurse=False)):
+            mod.register_parameter(name, Parameter(value, requires_grad=value.dtype == float32))
         else:
-            mod._buffers[name] = value
+            mod.register_buffer(name, value)  # state_dict keys: persistent buffers only
 
     def tie_weights(self):
         out, inp = self.get_output_embeddings(), self.get_input_embeddings()
         if out is not None and inp is not None:
-            out._parameters["weight"] = inp.weight
+            out.register_parameter("weight", inp.weight)
 
     def get_input_embeddings(self):
         return getattr(getattr(self, self.base_model_prefix, self), "embed_tokens", None)
@@ -173,14 +182,18 @@ class PreTrainedModel(Module):
         weights are not written twice, as transformers does."""
         os.makedirs(save_directory, exist_ok=True)
         self.config.save_pretrained(save_directory)
-        sd = state_dict if state_dict is not None else self.state_dict()
+        sd = self.weights_to_save(dict(state_dict if state_dict is not None else self.state_dict()))
+        serialization.save_file(sd, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        gc = self.__dict__.get(GENERATION_CONFIG_SLOT)
+        if gc is not None:
+            gc.save_pretrained(save_directory)
+
+    def weights_to_save(self, sd):
+        """The state dict without the tensors the checkpoint does not repeat."""
         if getattr(self.config, "tie_word_embeddings", False):
             for k in self._tied_weights_keys:
                 sd.pop(k, None)
-        serialization.save_file(dict(sd), os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
-        gc = self.__dict__.get("_generation_config")
-        if gc is not None:
-            gc.save_pretrained(save_directory)
+        return sd
 
     # -------------------------------------------------------------- misc
     @property
@@ -210,58 +223,3 @@ class PreTrainedModel(Module):
     def enable_input_require_grads(self):
         """PEFT calls this before gradient checkpointing; our checkpoint
         records parameters inside the region, so nothing is needed."""
-
-
-# ----------------------------------------------------------------- helpers
-
-def padding_mask(attention_mask, total_len):
-    """Additive [B, 1, 1, S] mask (0 keep, -inf pad) from a [B, S] 0/1 mask,
-    or None when nothing is padded."""
-    if attention_mask is None:
-        return None
-    m = attention_mask.numpy() if hasattr(attention_mask, "numpy") else np.asarray(attention_mask)
-    if m.shape[-1] != total_len:
-        raise ValueError(f"attention_mask has {m.shape[-1]} positions but the keys have {total_len}")
-    if m.all():
-        return None
-    add = np.where(m[:, None, None, :] > 0, 0.0, -np.inf).astype(np.float32)
-    return _core.from_numpy(np.ascontiguousarray(add))
-
-
-def position_ids_for(attention_mask, past_len, seq_len, batch):
-    """Positions of the new tokens when the caller gives none: past_len ..
-    past_len+seq_len-1 for every row, as transformers' forward does (padding
-    does not shift them; generate() passes mask-derived positions itself)."""
-    return np.broadcast_to(np.arange(past_len, past_len + seq_len), (batch, seq_len))
-
-
-def decoder_inputs(embed, input_ids, inputs_embeds, attention_mask, position_ids, past_key_values, use_cache):
-    """What every decoder's forward starts with: the input embeddings, the
-    cache (created when use_cache), positions [B, T] as numpy (0..T-1 after
-    the cache unless given) and the additive padding mask over all keys.
-    Returns (x, position_ids, past_key_values, mask)."""
-    from ..models.llama import as_ids
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("pass exactly one of input_ids or inputs_embeds")
-    x = embed(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds
-    b, t = x.shape[0], x.shape[1]
-    if use_cache and past_key_values is None:
-        from .cache import DynamicCache
-        past_key_values = DynamicCache()
-    past = past_key_values.get_seq_length() if past_key_values is not None else 0
-    if position_ids is None:
-        position_ids = position_ids_for(attention_mask, past, t, b)
-    else:
-        position_ids = position_ids.numpy() if hasattr(position_ids, "numpy") else np.asarray(position_ids)
-    return x, position_ids, past_key_values, padding_mask(attention_mask, past + t)
-
-
-def causal_lm_loss(hidden, weight, labels, softcap=0.0, ignore_index=-100):
-    """Mean next-token cross-entropy over non-ignored labels, from the final
-    hidden states (the output projection fused in: no logits tensor)."""
-    b, t, c = hidden.shape
-    lab = labels.numpy() if hasattr(labels, "numpy") else np.asarray(labels)
-    shifted = np.full((b, t), ignore_index, dtype=np.int64)
-    shifted[:, :-1] = lab[:, 1:]
-    return F.linear_cross_entropy(hidden.reshape(b * t, c), weight, _core.from_numpy(shifted.reshape(-1)),
-                                  ignore_index=ignore_index, softcap=softcap)

@@ -11,8 +11,9 @@ import numpy as np
 from .. import _core
 from .. import nn
 from ..nn import functional as F
-from .llama import (LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel,
-                    as_ids, gated_act)
+from .activations import gated_act
+from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
+from .model_inputs import as_ids
 from .rope import RotaryEmbedding
 
 
@@ -23,9 +24,10 @@ class Phi3Config(LlamaConfig):
                     embd_pdrop=0.0, attention_dropout=0.0, max_position_embeddings=4096,
                     original_max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=32000,
                     pad_token_id=32000, sliding_window=None)
+    sliding_layers = "all"
 
-    def _standardize_rope(self):
-        super()._standardize_rope()
+    def standardize_rope(self):
+        super().standardize_rope()
         rp = self.rope_parameters
         if rp.get("rope_type") in ("su", "yarn"):  # older Phi-3 files; transformers reads them as longrope
             rp["rope_type"] = "longrope"
@@ -79,26 +81,27 @@ class Phi3Attention(LlamaAttention):
         self.head_dim = d = config.head_dim
         self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.scaling = d ** -0.5
-        self.sliding_window = int(getattr(config, "sliding_window", None) or 0)
-        self.use_rope = True
+        self.sliding_window = config.layer_sliding_window(layer_idx)
+        self.use_rope, self.qk_norm = True, False
         self.softcap = 0.0
         op_size = (self.num_heads + 2 * self.num_kv_heads) * d
         self.o_proj = nn.Linear(self.num_heads * d, config.hidden_size, bias=False)
         self.qkv_proj = nn.Linear(config.hidden_size, op_size, bias=False)
 
     def forward(self, x, cos, sin, mask=None, cache=None):
+        # x: [B, T, C]; cos, sin: [B, T, R/2] (R = rotary dims <= D); mask: [B, 1, 1, S] or None
         b, t, _ = x.shape
         d, hq, hkv = self.head_dim, self.num_heads, self.num_kv_heads
-        qkv = self.qkv_proj(x)
-        q = qkv.narrow(-1, 0, hq * d).reshape(b, t, hq, d).transpose(1, 2)
-        k = qkv.narrow(-1, hq * d, hkv * d).reshape(b, t, hkv, d).transpose(1, 2)
-        v = qkv.narrow(-1, (hq + hkv) * d, hkv * d).reshape(b, t, hkv, d).transpose(1, 2)
+        qkv = self.qkv_proj(x)  # qkv: [B, T, (H + 2*Hkv)*D]
+        q = qkv.narrow(-1, 0, hq * d).reshape(b, t, hq, d).transpose(1, 2)  # q: [B, H, T, D]
+        k = qkv.narrow(-1, hq * d, hkv * d).reshape(b, t, hkv, d).transpose(1, 2)  # k: [B, Hkv, T, D]
+        v = qkv.narrow(-1, (hq + hkv) * d, hkv * d).reshape(b, t, hkv, d).transpose(1, 2)  # v: [B, Hkv, T, D]
         q, k = F.apply_rotary_emb(q, cos, sin), F.apply_rotary_emb(k, cos, sin)
         if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx)
+            k, v = cache.update(k, v, self.layer_idx)  # k, v: [B, Hkv, S, D]
         o = F.scaled_dot_product_attention(q, k, v, mask, is_causal=True, scale=self.scaling,
-                                           sliding_window=self.sliding_window)
-        return self.o_proj(o.transpose(1, 2).reshape(b, t, hq * d))
+                                           sliding_window=self.sliding_window)  # o: [B, H, T, D]
+        return self.o_proj(o.transpose(1, 2).reshape(b, t, hq * d))  # [B, T, H*D] -> [B, T, C]
 
 
 class Phi3MLP(nn.Module):
@@ -110,6 +113,7 @@ class Phi3MLP(nn.Module):
         self.act = gated_act(getattr(config, "hidden_act", "silu"))
 
     def forward(self, x):
+        # x: [B, T, C] -> gate_up: [B, T, 2*I] -> act(gate) * up: [B, T, I] -> [B, T, C]
         gate_up = self.gate_up_proj(x)
         n = self.intermediate_size
         return self.down_proj(self.act(gate_up.narrow(-1, 0, n), gate_up.narrow(-1, n, n)))
@@ -124,6 +128,7 @@ class Phi3DecoderLayer(LlamaDecoderLayer):
         self.resid_pdrop = float(getattr(config, "resid_pdrop", 0.0) or 0.0)
 
     def forward(self, x, cos, sin, mask=None, cache=None):
+        # x: [B, T, C], pre-norm residual blocks with residual dropout
         a = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
         if self.resid_pdrop and self.training:
             a = F.dropout(a, self.resid_pdrop, True)
@@ -137,18 +142,10 @@ class Phi3DecoderLayer(LlamaDecoderLayer):
 class Phi3Model(LlamaModel):
     layer_class = Phi3DecoderLayer
 
-    def __init__(self, config):
-        rp = config.rope_parameters
-        if rp.get("rope_type") != "longrope":
-            super().__init__(config)
-            return
-        # LlamaModel builds the default tables; longrope replaces them
-        config.rope_parameters = dict(rp, rope_type="default")
-        try:
-            super().__init__(config)
-        finally:
-            config.rope_parameters = rp
-        object.__setattr__(self, "rotary_emb", LongRopeRotaryEmbedding(config))
+    def rotary_embedding(self, config):
+        if config.rope_parameters.get("rope_type") == "longrope":
+            return LongRopeRotaryEmbedding(config)
+        return super().rotary_embedding(config)
 
 
 class Phi3ForCausalLM(LlamaForCausalLM):
@@ -168,15 +165,16 @@ class Phi3ForCausalLM(LlamaForCausalLM):
         """As transformers' Phi3 generation: when the sequence grows past
         original_max_position_embeddings, the cached keys (rotated with the
         short factors) are dropped and the whole sequence is run again
-        with the long factors. The cache remembers the ids it has seen."""
-        seen = getattr(cache, "_longrope_ids", None)
+        with the long factors. The cache remembers the ids it has seen
+        (cache.longrope_ids, an attribute only this model sets)."""
+        seen = getattr(cache, "longrope_ids", None)
         past = cache.get_seq_length()
         if seen is None or seen.shape != (ids.shape[0], past):
             seen = None if past else ids[:, :0]  # unknown history (e.g. filled from embeddings): no restart
         original = self.model.rotary_emb.original_max_position_embeddings
         if seen is not None and 0 < past <= original < past + ids.shape[1]:
             ids = np.concatenate([seen, ids], axis=1)
-            cache.keys, cache.values = [], []
+            cache.reset()
             seen = ids[:, :0]
-        cache._longrope_ids = None if seen is None else np.concatenate([seen, ids], axis=1)
+        cache.longrope_ids = None if seen is None else np.concatenate([seen, ids], axis=1)
         return _core.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))

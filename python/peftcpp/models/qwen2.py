@@ -1,8 +1,7 @@
 """Qwen2 / Qwen2.5: Llama with biased q/k/v projections (o_proj without
 bias) and an optional sliding window on layers >= max_window_layers
 (only when use_sliding_window). Names as transformers' Qwen2."""
-from .. import nn
-from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
+from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM
 
 
 def sliding_layer_types(config):
@@ -11,17 +10,11 @@ def sliding_layer_types(config):
     if not getattr(config, "use_sliding_window", False):
         config.sliding_window = None
     if getattr(config, "layer_types", None) is None:
-        config.layer_types = ["sliding_attention" if config.sliding_window is not None and i >= config.max_window_layers
+        config.layer_types = [SLIDING_ATTENTION if config.sliding_window is not None and i >= config.max_window_layers
                               else "full_attention" for i in range(config.num_hidden_layers)]
     if len(config.layer_types) != config.num_hidden_layers:
         raise ValueError(f"layer_types has {len(config.layer_types)} entries but num_hidden_layers is "
                          f"{config.num_hidden_layers}")
-
-
-def layer_window(config, layer_idx):
-    if config.layer_types[layer_idx] == "sliding_attention" and config.sliding_window:
-        return int(config.sliding_window)
-    return 0
 
 
 class Qwen2Config(LlamaConfig):
@@ -31,30 +24,14 @@ class Qwen2Config(LlamaConfig):
                     max_position_embeddings=32768, rope_theta=10000.0, use_sliding_window=False,
                     sliding_window=4096, max_window_layers=28, layer_types=None, bos_token_id=None,
                     eos_token_id=None)
+    qkv_bias = True
+    o_proj_bias = False  # whatever attention_bias says
+    sliding_layers = "layer_types"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         sliding_layer_types(self)
 
 
-class Qwen2Attention(LlamaAttention):
-    qkv_bias = True
-
-    def __init__(self, config, layer_idx):
-        super().__init__(config, layer_idx)
-        if self.o_proj.bias is not None:  # Qwen2's o_proj never has a bias, whatever attention_bias says
-            self.o_proj = nn.Linear(self.num_heads * self.head_dim, config.hidden_size, bias=False)
-        self.sliding_window = layer_window(config, layer_idx)
-
-
-class Qwen2DecoderLayer(LlamaDecoderLayer):
-    attention_class = Qwen2Attention
-
-
-class Qwen2Model(LlamaModel):
-    layer_class = Qwen2DecoderLayer
-
-
 class Qwen2ForCausalLM(LlamaForCausalLM):
     config_class = Qwen2Config
-    model_class = Qwen2Model

@@ -1,40 +1,18 @@
-"""Qwen3: Llama with RMSNorm on each head's queries and keys (q_norm,
-k_norm over head_dim, before RoPE), an explicit head_dim, attention_bias
-from the config and Qwen2's optional sliding window. Names as
-transformers' Qwen3."""
-from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
-from .qwen2 import layer_window, sliding_layer_types
+"""Qwen3: Qwen2 with RMSNorm on each head's queries and keys (q_norm,
+k_norm over head_dim, before RoPE), an explicit head_dim and
+attention_bias from the config for every projection; the same optional
+sliding window. Names as transformers' Qwen3."""
+from .llama import LlamaForCausalLM
+from .qwen2 import Qwen2Config
 
 
-class Qwen3Config(LlamaConfig):
+class Qwen3Config(Qwen2Config):
     model_type = "qwen3"
-    defaults = dict(LlamaConfig.defaults, vocab_size=151936, hidden_size=4096, intermediate_size=22016,
-                    num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, head_dim=128,
-                    max_position_embeddings=32768, use_sliding_window=False, sliding_window=4096,
-                    max_window_layers=28, layer_types=None, bos_token_id=None, eos_token_id=None)
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        sliding_layer_types(self)
-
-
-class Qwen3Attention(LlamaAttention):
-    qkv_bias = None  # config.attention_bias, for o_proj too
+    defaults = dict(Qwen2Config.defaults, head_dim=128)
+    qkv_bias = None
+    o_proj_bias = None
     qk_norm = True
-
-    def __init__(self, config, layer_idx):
-        super().__init__(config, layer_idx)
-        self.sliding_window = layer_window(config, layer_idx)
-
-
-class Qwen3DecoderLayer(LlamaDecoderLayer):
-    attention_class = Qwen3Attention
-
-
-class Qwen3Model(LlamaModel):
-    layer_class = Qwen3DecoderLayer
 
 
 class Qwen3ForCausalLM(LlamaForCausalLM):
     config_class = Qwen3Config
-    model_class = Qwen3Model

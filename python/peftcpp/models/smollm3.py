@@ -1,8 +1,9 @@
 """SmolLM3: Llama where some layers use no positional encoding (NoPE):
 config.no_rope_layers[i] is 1 for a layer with RoPE, 0 without (by default
-every no_rope_layer_interval-th layer is NoPE). With use_sliding_window,
-NoPE layers may slide (config.layer_types). Names as transformers'."""
-from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
+every no_rope_layer_interval-th layer is NoPE; LlamaConfig.layer_uses_rope
+reads it). With use_sliding_window, NoPE layers may slide
+(config.layer_types). Names as transformers'."""
+from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM
 
 
 class SmolLM3Config(LlamaConfig):
@@ -12,6 +13,7 @@ class SmolLM3Config(LlamaConfig):
                     max_position_embeddings=32768, rope_theta=2000000.0, tie_word_embeddings=True,
                     pad_token_id=128004, bos_token_id=128000, eos_token_id=128001, use_sliding_window=False,
                     sliding_window=None, no_rope_layers=None, no_rope_layer_interval=4, layer_types=None)
+    sliding_layers = "layer_types"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -21,27 +23,9 @@ class SmolLM3Config(LlamaConfig):
         if len(self.no_rope_layers) != n:
             raise ValueError(f"no_rope_layers has {len(self.no_rope_layers)} entries but num_hidden_layers is {n}")
         if self.layer_types is None:
-            self.layer_types = ["sliding_attention" if self.use_sliding_window and self.sliding_window is not None
+            self.layer_types = [SLIDING_ATTENTION if self.use_sliding_window and self.sliding_window is not None
                                 and not self.no_rope_layers[i] else "full_attention" for i in range(n)]
-
-
-class SmolLM3Attention(LlamaAttention):
-    def __init__(self, config, layer_idx):
-        super().__init__(config, layer_idx)
-        self.use_rope = bool(config.no_rope_layers[layer_idx])
-        if (getattr(config, "use_sliding_window", False) and config.sliding_window
-                and config.layer_types[layer_idx] == "sliding_attention"):
-            self.sliding_window = int(config.sliding_window)
-
-
-class SmolLM3DecoderLayer(LlamaDecoderLayer):
-    attention_class = SmolLM3Attention
-
-
-class SmolLM3Model(LlamaModel):
-    layer_class = SmolLM3DecoderLayer
 
 
 class SmolLM3ForCausalLM(LlamaForCausalLM):
     config_class = SmolLM3Config
-    model_class = SmolLM3Model

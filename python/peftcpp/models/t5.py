@@ -2,7 +2,7 @@
 module and parameter names (shared.weight, encoder.block.N.layer.0.SelfAttention.q.weight, ...),
 so checkpoints and PEFT adapters map one to one.
 
-T5 specifics: RMS-style T5LayerNorm, no 1/sqrt(d) attention scaling, a
+T5 specifics: RMS norm (nn.RMSNorm: no mean subtraction, no bias), no 1/sqrt(d) attention scaling, a
 bucketed relative position bias held by the first layer of each stack
 (bidirectional in the encoder, causal in the decoder) and shared by all
 layers, ReLU (T5) or gated-gelu_new (v1.1 / FLAN-T5) feed-forward, the decoder
@@ -15,20 +15,16 @@ import numpy as np
 
 from .. import _core
 from .. import nn
-from .._tensor import no_grad
 from ..nn import functional as F
 from ..utils import checkpoint
-from .cache import DynamicCache
-from .configuration import PretrainedConfig
-from .generation import GenerationMixin, _as_np, _eos_list, decode_step, length_budget
-from .llama import as_ids, gated_act
-from .modeling_utils import PreTrainedModel, padding_mask
+from .activations import ACT2FN, gated_act
+from .cache import EncoderDecoderCache
+from .configuration import PretrainedConfig, attribute_alias
+from .generation import GenerationMixin
+from .loss_utils import seq2seq_lm_loss
+from .model_inputs import as_ids, ids_numpy, padding_mask
+from .modeling_utils import PreTrainedModel
 from .outputs import CausalLMOutputWithPast, ModelOutput
-
-
-def _alias(target):
-    """transformers' attribute_map: hidden_size etc. read and write d_model etc."""
-    return property(lambda self: getattr(self, target), lambda self, v: setattr(self, target, v))
 
 
 class T5Config(PretrainedConfig):
@@ -39,11 +35,11 @@ class T5Config(PretrainedConfig):
         layer_norm_epsilon=1e-6, initializer_factor=1.0, feed_forward_proj="relu", is_encoder_decoder=True,
         use_cache=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=True,
     )
-    hidden_size = _alias("d_model")
-    num_attention_heads = _alias("num_heads")
-    num_key_value_heads = _alias("num_heads")
-    num_hidden_layers = _alias("num_layers")
-    head_dim = _alias("d_kv")
+    hidden_size = attribute_alias("d_model")
+    num_attention_heads = attribute_alias("num_heads")
+    num_key_value_heads = attribute_alias("num_heads")
+    num_hidden_layers = attribute_alias("num_layers")
+    head_dim = attribute_alias("d_kv")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -61,7 +57,7 @@ class T5Config(PretrainedConfig):
         if "scale_decoder_outputs" not in kwargs:
             self.scale_decoder_outputs = kwargs.get("tie_word_embeddings", True) is not False
 
-    def _standardize_rope(self):
+    def standardize_rope(self):
         pass  # relative position buckets, no RoPE
 
 
@@ -78,18 +74,6 @@ class Seq2SeqModelOutput(ModelOutput):
 class Seq2SeqLMOutput(CausalLMOutputWithPast):
     """Lazy logits like CausalLMOutputWithPast (the fused loss never builds them)."""
     _fields = ("loss", "logits", "past_key_values", "encoder_last_hidden_state")
-
-
-class EncoderDecoderCache:
-    """Decoder self-attention keys/values (grown each step) and the
-    cross-attention keys/values (computed once from the encoder output)."""
-
-    def __init__(self, self_attention_cache=None):
-        self.self_attention_cache = self_attention_cache or DynamicCache()
-        self.cross = {}
-
-    def get_seq_length(self, layer_idx=0):
-        return self.self_attention_cache.get_seq_length(layer_idx)
 
 
 # ------------------------------------------------------------ position bias
@@ -117,35 +101,19 @@ def relative_position_bucket(relative_position, bidirectional=True, num_buckets=
 
 # ------------------------------------------------------------------ layers
 
-class T5LayerNorm(nn.Module):
-    """RMS norm: no mean subtraction, no bias."""
-
-    def __init__(self, hidden_size, eps=1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(_core.full([hidden_size], 1.0, _core.DType.float32))
-        self.variance_epsilon = eps
-
-    def forward(self, x):
-        return F.rms_norm(x, None, self.weight, self.variance_epsilon)
-
-
-_ACT = {"relu": F.relu, "gelu": lambda x: F.gelu(x, "none"), "gelu_new": lambda x: F.gelu(x, "tanh"),
-        "gelu_pytorch_tanh": lambda x: F.gelu(x, "tanh"), "silu": F.silu, "swish": F.silu}
-
-
 class T5DenseActDense(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
         self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
         self.dropout = nn.Dropout(config.dropout_rate)
-        if config.dense_act_fn not in _ACT:
+        if config.dense_act_fn not in ACT2FN:
             raise ValueError(f"T5 activation '{config.dense_act_fn}' is not supported "
-                             f"(supported: {', '.join(sorted(_ACT))})")
-        self.act = _ACT[config.dense_act_fn]
+                             f"(supported: {', '.join(sorted(ACT2FN))})")
+        self.act = ACT2FN[config.dense_act_fn]
 
     def forward(self, x):
-        return self.wo(self.dropout(self.act(self.wi(x))))
+        return self.wo(self.dropout(self.act(self.wi(x))))  # x: [B, T, C] -> [B, T, F] -> [B, T, C]
 
 
 class T5DenseGatedActDense(nn.Module):
@@ -158,6 +126,7 @@ class T5DenseGatedActDense(nn.Module):
         self.act = gated_act(config.dense_act_fn)  # act(gate) * up, fused
 
     def forward(self, x):
+        # x: [B, T, C] -> gate, up: [B, T, F] -> act(gate) * up: [B, T, F] -> [B, T, C]
         return self.wo(self.dropout(self.act(self.wi_0(x), self.wi_1(x))))
 
 
@@ -165,11 +134,11 @@ class T5LayerFF(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.DenseReluDense = T5DenseGatedActDense(config) if config.is_gated_act else T5DenseActDense(config)
-        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.layer_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x):
-        return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))
+        return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))  # x: [B, T, C]
 
 
 class T5Attention(nn.Module):
@@ -200,35 +169,37 @@ class T5Attention(nn.Module):
         return values.permute(2, 0, 1).unsqueeze(0)
 
     def _heads(self, x):
-        b, t, _ = x.shape
+        b, t, _ = x.shape  # x: [B, T, H*D] -> [B, H, T, D]
         return x.reshape(b, t, self.n_heads, self.key_value_proj_dim).transpose(1, 2)
 
     def forward(self, x, bias=None, key_value_states=None, cache=None, is_causal=False):
+        # x: [B, T, C]; bias: [1 or B, H, T, S] or None; key_value_states: [B, S, C] (cross-attention)
         b, t, _ = x.shape
-        q = self._heads(self.q(x))
+        q = self._heads(self.q(x))  # q: [B, H, T, D]
         if key_value_states is not None:  # cross-attention: keys/values once per encoder output
             kv = cache.cross.get(self.layer_idx) if cache is not None else None
             if kv is None:
                 kv = (self._heads(self.k(key_value_states)), self._heads(self.v(key_value_states)))
                 if cache is not None:
                     cache.cross[self.layer_idx] = (kv[0].detach(), kv[1].detach())
-            k, v = kv
+            k, v = kv  # k, v: [B, H, S, D], S encoder positions
         else:
-            k, v = self._heads(self.k(x)), self._heads(self.v(x))
+            k, v = self._heads(self.k(x)), self._heads(self.v(x))  # k, v: [B, H, T, D]
             if cache is not None:
-                k, v = cache.self_attention_cache.update(k, v, self.layer_idx)
-        o = F.scaled_dot_product_attention(q, k, v, bias, is_causal=is_causal, scale=1.0)
-        return self.o(o.transpose(1, 2).reshape(b, t, self.inner_dim))
+                k, v = cache.self_attention_cache.update(k, v, self.layer_idx)  # k, v: [B, H, S, D], S = past + T
+        o = F.scaled_dot_product_attention(q, k, v, bias, is_causal=is_causal, scale=1.0)  # o: [B, H, T, D]
+        return self.o(o.transpose(1, 2).reshape(b, t, self.inner_dim))  # [B, T, H*D] -> [B, T, C]
 
 
 class T5LayerSelfAttention(nn.Module):
     def __init__(self, config, has_relative_attention_bias=False, is_decoder=False, layer_idx=0):
         super().__init__()
         self.SelfAttention = T5Attention(config, has_relative_attention_bias, is_decoder, layer_idx)
-        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.layer_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, bias=None, cache=None, is_causal=False):
+        # x: [B, T, C]; bias: [1 or B, H, T, S]
         return x + self.dropout(self.SelfAttention(self.layer_norm(x), bias, cache=cache, is_causal=is_causal))
 
 
@@ -236,10 +207,11 @@ class T5LayerCrossAttention(nn.Module):
     def __init__(self, config, layer_idx=0):
         super().__init__()
         self.EncDecAttention = T5Attention(config, False, True, layer_idx)
-        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.layer_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, key_value_states, bias=None, cache=None):
+        # x: [B, T, C]; key_value_states: [B, S, C], the encoder output; bias: [B, 1, 1, S] or None
         return x + self.dropout(self.EncDecAttention(self.layer_norm(x), bias, key_value_states, cache))
 
 
@@ -253,6 +225,7 @@ class T5Block(nn.Module):
         self.layer.append(T5LayerFF(config))
 
     def forward(self, x, bias=None, encoder_hidden_states=None, cross_bias=None, cache=None):
+        # x: [B, T, C]: self-attention, cross-attention (decoder), feed-forward, each residual
         x = self.layer[0](x, bias, cache, is_causal=self.is_decoder)
         if self.is_decoder and encoder_hidden_states is not None:
             x = self.layer[1](x, encoder_hidden_states, cross_bias, cache)
@@ -267,7 +240,7 @@ class T5Stack(nn.Module):
         self.embed_tokens = embed_tokens
         n = config.num_decoder_layers if is_decoder else config.num_layers
         self.block = nn.ModuleList([T5Block(config, i == 0, is_decoder, i) for i in range(n)])
-        self.final_layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.final_layer_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.gradient_checkpointing = False
 
@@ -275,18 +248,18 @@ class T5Stack(nn.Module):
                 inputs_embeds=None, past_key_values=None, **kwargs):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("T5 stack: pass exactly one of input_ids or inputs_embeds")
-        x = self.embed_tokens(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds
+        x = self.embed_tokens(as_ids(input_ids)) if inputs_embeds is None else inputs_embeds  # x: [B, T, C]
         t = x.shape[1]
         cache = past_key_values if self.is_decoder else None
         past = cache.get_seq_length() if cache is not None else 0
         # one bias for all layers: relative positions (layer 0's table) + padding of the keys
-        bias = self.block[0].layer[0].SelfAttention.compute_bias(t, past + t, past)
-        pad = padding_mask(attention_mask, past + t)
+        bias = self.block[0].layer[0].SelfAttention.compute_bias(t, past + t, past)  # bias: [1, H, T, S]
+        pad = padding_mask(attention_mask, past + t)  # pad: [B, 1, 1, S] or None
         if pad is not None:
             bias = bias + pad
         cross = None
         if self.is_decoder and encoder_hidden_states is not None:
-            cross = padding_mask(encoder_attention_mask, encoder_hidden_states.shape[1])
+            cross = padding_mask(encoder_attention_mask, encoder_hidden_states.shape[1])  # [B, 1, 1, S_enc]
         x = self.dropout(x)
         for block in self.block:
             if self.gradient_checkpointing and self.training and cache is None:
@@ -299,12 +272,6 @@ class T5Stack(nn.Module):
 
 # ------------------------------------------------------------------ models
 
-def _ids_np(x):
-    if x is None:
-        return None
-    return as_ids(x).numpy().astype(np.int64)
-
-
 class T5PreTrainedModel(PreTrainedModel):
     config_class = T5Config
     base_model_prefix = "transformer"
@@ -315,30 +282,28 @@ class T5PreTrainedModel(PreTrainedModel):
         return self.shared
 
     def get_output_embeddings(self):
-        return self.__dict__["_modules"].get("lm_head")
+        return dict(self.named_children()).get("lm_head")  # T5Model and T5EncoderModel have none
 
     def _stacks(self):
-        return [m for m in (self.__dict__["_modules"].get("encoder"), self.__dict__["_modules"].get("decoder"))
-                if m is not None]
+        children = dict(self.named_children())
+        return [children[k] for k in ("encoder", "decoder") if k in children]
 
     def tie_weights(self):
         for s in self._stacks():
             s.embed_tokens = self.shared
         head = self.get_output_embeddings()
         if head is not None:
-            head._parameters["weight"] = self.shared.weight
+            head.register_parameter("weight", self.shared.weight)
 
-    def _load_tensors(self, tensors, origin, dtype):
+    def load_tensors(self, tensors, origin, dtype):
         """The embedding lives in shared.weight; the head is tied to it unless
         the checkpoint holds a different lm_head.weight (FLAN-T5, T5 v1.1), as
         transformers decides."""
-        import re
         head = self.get_output_embeddings()
         untied = head is not None and "lm_head.weight" in tensors and (
             "shared.weight" not in tensors
             or not np.array_equal(tensors["lm_head.weight"].numpy(), tensors["shared.weight"].numpy()))
         self.tie_weights()
-        own = self.state_dict(keep_vars=True)
         aliases = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"} | (
             set() if untied else {"lm_head.weight"})
         if "shared.weight" not in tensors:  # a few exports keep only the stacks' copies
@@ -347,48 +312,27 @@ class T5PreTrainedModel(PreTrainedModel):
                     tensors = dict(tensors, **{"shared.weight": tensors[k]})
                     origin = dict(origin, **{"shared.weight": origin[k]})
                     break
-        missing = [k for k in own if k not in tensors and k not in aliases]
-        if missing:
-            where = sorted(set(origin.values()))
-            raise ValueError(f"{', '.join(where)}: missing tensor(s) {', '.join(missing[:8])}"
-                             f"{' ...' if len(missing) > 8 else ''} for {type(self).__name__}")
-        for k, src in tensors.items():
-            if k in aliases:
-                continue
-            if k not in own:
-                if any(re.search(p, k) for p in self._keys_to_ignore_on_load_unexpected):
-                    continue
-                if k.startswith("decoder.") and "decoder" not in self._modules:
-                    continue  # T5EncoderModel from a full checkpoint
-                if k == "lm_head.weight" and head is None:
-                    continue
-                raise ValueError(f"{origin[k]}: unexpected tensor '{k}' for {type(self).__name__} "
-                                 f"(model_type {self.config.model_type})")
-            self._place_checked(k, src, own[k], origin[k], dtype)
+        self.place_tensors(tensors, origin, dtype, filled=aliases, skip=aliases)
         if untied:
             for s in self._stacks():
                 s.embed_tokens = self.shared
         else:
             self.tie_weights()
 
-    def save_pretrained(self, save_directory, safe_serialization=True, state_dict=None, **_):
+    def ignore_unexpected_key(self, key):
+        if key.startswith("decoder.") and "decoder" not in dict(self.named_children()):
+            return True  # T5EncoderModel from a full checkpoint
+        return super().ignore_unexpected_key(key) or (key == "lm_head.weight" and self.get_output_embeddings() is None)
+
+    def weights_to_save(self, sd):
         """transformers' layout: the embedding once as shared.weight, the head
         only when it is not tied to it."""
-        sd = dict(state_dict if state_dict is not None else self.state_dict())
         sd.pop("encoder.embed_tokens.weight", None)
         sd.pop("decoder.embed_tokens.weight", None)
         head = self.get_output_embeddings()
         if head is not None and head.weight is self.shared.weight:
             sd.pop("lm_head.weight", None)
-        import os
-        from .. import serialization
-        from .modeling_utils import SAFE_WEIGHTS_NAME
-        os.makedirs(save_directory, exist_ok=True)
-        self.config.save_pretrained(save_directory)
-        serialization.save_file(sd, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
-        gc = self.__dict__.get("_generation_config")
-        if gc is not None:
-            gc.save_pretrained(save_directory)
+        return sd
 
     def _shift_right(self, labels):
         start = getattr(self.config, "decoder_start_token_id", None)
@@ -398,7 +342,7 @@ class T5PreTrainedModel(PreTrainedModel):
                              "(T5 uses the pad token id)")
         if pad is None:
             raise ValueError("config.pad_token_id has to be defined to make decoder_input_ids from labels")
-        lab = _ids_np(labels)
+        lab = ids_numpy(labels)
         out = np.empty_like(lab)
         out[:, 1:] = lab[:, :-1]
         out[:, 0] = start
@@ -446,6 +390,10 @@ class T5EncoderModel(T5PreTrainedModel):
 
 
 class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
+    """generate() is GenerationMixin's encoder-decoder path (config.is_encoder_decoder):
+    the encoder once, then the decoder token by token from decoder_start_token_id,
+    cross-attention keys cached; returns the decoder ids, start token included."""
+
     def __init__(self, config):
         super().__init__(config)
         self.model_dim = config.d_model
@@ -476,120 +424,18 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
         dec = self.decoder(input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
                            inputs_embeds=decoder_inputs_embeds, past_key_values=past_key_values,
                            encoder_hidden_states=enc.last_hidden_state, encoder_attention_mask=attention_mask)
-        h = dec.last_hidden_state
+        h = dec.last_hidden_state  # h: [B, T, C], T decoder positions
         s = self._decoder_scale()
         if s != 1.0:
             h = h * s
-        h_keep = h[:, -logits_to_keep:] if logits_to_keep else h
+        h_keep = h[:, -logits_to_keep:] if logits_to_keep else h  # h_keep: [B, K, C] -> logits: [B, K, V]
         head = self.lm_head
         if labels is None:
             return Seq2SeqLMOutput(logits=head(h_keep), past_key_values=past_key_values,
                                    encoder_last_hidden_state=enc.last_hidden_state)
-        b, t, c = h.shape
-        lab = as_ids(labels)
-        if tuple(lab.shape) != (b, t):
-            raise ValueError(f"labels have shape {tuple(lab.shape)} but the decoder produced {(b, t)} positions")
-        loss = F.linear_cross_entropy(h.reshape(b * t, c), head.weight, lab.reshape(-1), ignore_index=-100)
+        loss = seq2seq_lm_loss(h, head.weight, labels)  # labels: [B, T]
         return Seq2SeqLMOutput(loss=loss, past_key_values=past_key_values,
                                encoder_last_hidden_state=enc.last_hidden_state, logits_fn=lambda: head(h_keep))
-
-    # ---------------------------------------------------------- generate
-    def generate(self, input_ids=None, attention_mask=None, generation_config=None, streamer=None, inputs=None,
-                 inputs_embeds=None, decoder_input_ids=None, encoder_outputs=None, tokenizer=None, **kwargs):
-        """transformers' encoder-decoder generate: the encoder once, then the
-        decoder token by token from decoder_start_token_id with a KV cache
-        (cross-attention keys computed once). Greedy or sampling (temperature,
-        top-k, top-p), repetition penalty, eos stop; returns the decoder ids
-        [B, 1 + new] (start token included, as transformers)."""
-        if input_ids is None:
-            input_ids = inputs
-        cfg, has_default_max_length = self._prepare_generation_config(generation_config, kwargs)
-        if cfg.num_beams and cfg.num_beams > 1:
-            raise NotImplementedError("beam search (num_beams > 1) is not supported")
-        if cfg.return_dict_in_generate or cfg.output_scores:
-            raise NotImplementedError("return_dict_in_generate / output_scores are not supported; generate() "
-                                      "returns the token ids")
-        if getattr(cfg, "stop_strings", None):
-            raise NotImplementedError("stop_strings are not supported for encoder-decoder generation")
-        eos = _eos_list(cfg.eos_token_id)
-        pad = cfg.pad_token_id
-        if pad is None and eos:
-            pad = eos[0]
-        ids = _ids_np(input_ids)
-        mask = _as_np(attention_mask)  # as transformers 5: no mask inferred from pad tokens for encoder-decoders
-        if encoder_outputs is not None:
-            enc_h = encoder_outputs[0] if not isinstance(encoder_outputs, ModelOutput) \
-                else encoder_outputs.last_hidden_state
-            B = enc_h.shape[0]
-        else:
-            if ids is None and inputs_embeds is None:
-                raise ValueError("generate() needs input_ids, inputs_embeds or encoder_outputs")
-            B = ids.shape[0] if ids is not None else inputs_embeds.shape[0]
-            enc_h = None
-        nrs = int(cfg.num_return_sequences or 1)
-        if nrs > 1 and not cfg.do_sample:
-            raise ValueError("num_return_sequences > 1 needs do_sample=True (or beam search)")
-        start = getattr(cfg, "decoder_start_token_id", None)
-        if start is None:
-            start = getattr(self.config, "decoder_start_token_id", None)
-        if start is None:
-            start = cfg.bos_token_id if cfg.bos_token_id is not None else pad
-        if start is None:
-            raise ValueError("generate() needs decoder_start_token_id (T5 uses the pad token id)")
-        dec = _ids_np(decoder_input_ids) if decoder_input_ids is not None else np.full((B, 1), int(start), np.int64)
-        if dec.shape[0] != B:
-            raise ValueError(f"decoder_input_ids has {dec.shape[0]} rows but the inputs have {B}")
-        T0 = dec.shape[1]
-        budget = length_budget(cfg, T0, has_default_max_length)  # T5 has relative positions: no cap
-        seed = cfg.seed
-        if seed is None and cfg.do_sample:
-            from .._tensor import rand
-            seed = int(np.asarray(rand(2).numpy(), dtype=np.float64).dot([2.0 ** 31, 2.0 ** 10]))
-        rng = np.random.default_rng(seed)
-        penalize = cfg.repetition_penalty is not None and cfg.repetition_penalty != 1.0
-
-        was_training = self.training
-        self.eval()
-        put = getattr(streamer, "put", None) if streamer is not None else None
-        try:
-            with no_grad():
-                if enc_h is None:
-                    enc_h = self.encoder(input_ids=None if ids is None else _core.from_numpy(np.ascontiguousarray(ids)),
-                                         attention_mask=mask, inputs_embeds=inputs_embeds).last_hidden_state
-                if nrs > 1:  # each row repeated, as transformers expands the encoder output
-                    rep = _core.from_numpy(np.repeat(np.arange(B, dtype=np.int64), nrs))
-                    enc_h = enc_h.index_select(0, rep)
-                    mask = None if mask is None else np.repeat(mask, nrs, axis=0)
-                    dec = np.repeat(dec, nrs, axis=0)
-                    B = B * nrs
-                if mask is not None and mask.all():
-                    mask = None
-                out = np.empty((B, T0 + budget), dtype=np.int64)
-                out[:, :T0] = dec
-                present = None
-                cache = EncoderDecoderCache()
-                done = np.zeros(B, dtype=bool)
-                cur = T0
-                if put is not None:
-                    put(_core.from_numpy(np.ascontiguousarray(dec)))
-                while cur < T0 + budget:
-                    step = out[:, :cur] if cur == T0 else out[:, cur - 1:cur]
-                    res = self(encoder_outputs=(enc_h,), attention_mask=mask,
-                               decoder_input_ids=_core.from_numpy(np.ascontiguousarray(step)),
-                               past_key_values=cache, use_cache=True, logits_to_keep=1)
-                    logits = res.logits.numpy()[:, -1, :]
-                    if penalize and present is None:
-                        present = np.zeros((B, logits.shape[-1]), dtype=bool)
-                        np.put_along_axis(present, out[:, :cur], True, axis=1)
-                    decode_step(logits, cfg, present, cur, eos, rng, done, pad, out, put, streamer)
-                    cur += 1
-                    if eos and done.all():
-                        break
-        finally:
-            if streamer is not None and hasattr(streamer, "end"):
-                streamer.end()
-            self.train(was_training)
-        return _core.from_numpy(np.ascontiguousarray(out[:, :cur]))
 
 
 __all__ = ["T5Config", "T5Model", "T5EncoderModel", "T5ForConditionalGeneration", "EncoderDecoderCache",
