@@ -137,12 +137,15 @@ is_grad_enabled = _core.is_grad_enabled
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
+    """Context manager / decorator that turns graph recording on or off
+    (``mode``), restoring the previous setting on exit."""
+
     def __init__(self, mode):
-        self.prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(bool(mode))
         self.mode = bool(mode)
 
     def __enter__(self):
+        self.prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(self.mode)
         return self
 
     def __exit__(self, *exc):
@@ -150,28 +153,18 @@ class set_grad_enabled(contextlib.ContextDecorator):
         return False
 
 
-class no_grad(contextlib.ContextDecorator):
+class no_grad(set_grad_enabled):
     """Context manager / decorator that stops recording the graph."""
 
-    def __enter__(self):
-        self.prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(False)
-        return self
-
-    def __exit__(self, *exc):
-        _core.set_grad_enabled(self.prev)
-        return False
+    def __init__(self):
+        super().__init__(False)
 
 
-class enable_grad(contextlib.ContextDecorator):
-    def __enter__(self):
-        self.prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(True)
-        return self
+class enable_grad(set_grad_enabled):
+    """Context manager / decorator that records the graph inside a no_grad region."""
 
-    def __exit__(self, *exc):
-        _core.set_grad_enabled(self.prev)
-        return False
+    def __init__(self):
+        super().__init__(True)
 
 
 # ---------------------------------------------------------------- operators

@@ -88,21 +88,25 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
+def _norm_weight(module, normalized_shape, elementwise_affine, init_value):
+    """Sets normalized_shape (a tuple) and the [C] weight (None without affine) shared by the norms."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    module.normalized_shape = tuple(normalized_shape)
+    n = module.normalized_shape[-1]
+    module.register_parameter("weight", Parameter(_core.full([n], init_value, float32)) if elementwise_affine
+                              else None)
+    return n
+
+
 class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        n = self.normalized_shape[-1]
-        self.weight = Parameter(_core.full([n], 1.0, float32)) if elementwise_affine else None
-        self.bias = Parameter(_core.zeros([n], float32)) if elementwise_affine and bias else None
-        if self.weight is None:
-            self.register_parameter("weight", None)
-        if self.bias is None:
-            self.register_parameter("bias", None)
+        n = _norm_weight(self, normalized_shape, elementwise_affine, 1.0)
+        self.register_parameter("bias", Parameter(_core.zeros([n], float32)) if elementwise_affine and bias
+                                else None)
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -116,16 +120,9 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, offset=0.0):
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         self.offset = offset
-        n = self.normalized_shape[-1]
-        init_value = 0.0 if offset else 1.0
-        self.weight = Parameter(_core.full([n], init_value, float32)) if elementwise_affine else None
-        if self.weight is None:
-            self.register_parameter("weight", None)
+        _norm_weight(self, normalized_shape, elementwise_affine, 0.0 if offset else 1.0)
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps, self.offset)
