@@ -20,6 +20,24 @@ def upstream(rng, shape):
     return peftcpp.tensor(g), torch.tensor(g)
 
 
+def random_pairs(rng, *shapes):
+    """Standard normal float32 inputs of these shapes (drawn in this order), each as
+    (peftcpp, torch) leaves with gradients."""
+    return [pair(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
+
+
+def check_forward_backward(rng, out, ref, grads):
+    """peftcpp's `out` against the float64 torch `ref` (FWD_RTOL), then the same random
+    upstream gradient through both: the gradients of grads = [(peftcpp leaf, torch leaf,
+    name)] match (BWD_RTOL)."""
+    assert_close(out, ref, FWD_RTOL, "forward")
+    gp, gt = upstream(rng, tuple(ref.shape))
+    out.backward(gp)
+    ref.backward(gt.double())
+    for p, t, name in grads:
+        assert_close(p.grad, t.grad, BWD_RTOL, name)
+
+
 # ---------------------------------------------------------------- softmax
 
 @pytest.mark.parametrize("log", [False, True])
@@ -30,11 +48,7 @@ def test_softmax_matches_torch(rng, log, dim):
     pf, tf = (_core.log_softmax, torch.log_softmax) if log else (_core.softmax, torch.softmax)
     out = pf(px, dim)
     ref = tf(tx.double(), dim)
-    assert_close(out, ref, FWD_RTOL, "forward")
-    gp, gt = upstream(rng, x.shape)
-    out.backward(gp)
-    ref.backward(gt.double())
-    assert_close(px.grad, tx.grad, BWD_RTOL, "dx")
+    check_forward_backward(rng, out, ref, [(px, tx, "dx")])
 
 
 def test_softmax_default_dim_and_stability(rng):
@@ -112,13 +126,9 @@ def test_rope_matches_transformers(rng, interleaved, R, batched):
     px, tx = pair(x)
     out = _core.rope(px, peftcpp.tensor(cos), peftcpp.tensor(sin), interleaved=interleaved)
     ref = rope_ref(tx.double(), cos, sin, interleaved)
-    assert_close(out, ref, FWD_RTOL, "forward")
     if R < D:  # pass-through dims are copied bit for bit
         np.testing.assert_array_equal(out.numpy()[..., R:], x[..., R:])
-    gp, gt = upstream(rng, x.shape)
-    out.backward(gp)
-    ref.backward(gt.double())
-    assert_close(px.grad, tx.grad, BWD_RTOL, "dx")
+    check_forward_backward(rng, out, ref, [(px, tx, "dx")])
 
 
 def test_rope_layouts_differ_and_preserve_norm(rng):
@@ -149,11 +159,7 @@ def test_rope_strided_input(rng, perm):
     assert tuple(pv.shape) == (B, H, T, D) and not pv.is_contiguous()
     out = _core.rope(pv, peftcpp.tensor(cos), peftcpp.tensor(sin))
     ref = rope_ref(tx.double().permute(*perm), cos, sin, False)
-    assert_close(out, ref, FWD_RTOL, "forward")
-    gp, gt = upstream(rng, (B, H, T, D))
-    out.backward(gp)
-    ref.backward(gt.double())
-    assert_close(px.grad, tx.grad, BWD_RTOL, "dx")
+    check_forward_backward(rng, out, ref, [(px, tx, "dx")])
 
 
 def test_rope_cos_sin_get_no_grad(rng):
@@ -209,12 +215,7 @@ def run_attention(rng, B=2, Hq=6, Hkv=2, T=7, S=7, D=10, Dv=12, mask_shape=None,
                   mask_fn=None, **kw):
     """Runs peftcpp and the torch reference on the same random inputs; checks
     the output and every gradient; returns the peftcpp output."""
-    q = rng.standard_normal((B, Hq, T, D)).astype(np.float32)
-    k = rng.standard_normal((B, Hkv, S, D)).astype(np.float32)
-    v = rng.standard_normal((B, Hkv, S, Dv)).astype(np.float32)
-    pq, tq = pair(q)
-    pk, tk = pair(k)
-    pv, tv = pair(v)
+    (pq, tq), (pk, tk), (pv, tv) = random_pairs(rng, (B, Hq, T, D), (B, Hkv, S, D), (B, Hkv, S, Dv))
     pm = tm = None
     if mask_shape is not None:
         m = rng.standard_normal(mask_shape).astype(np.float32)
@@ -227,13 +228,7 @@ def run_attention(rng, B=2, Hq=6, Hkv=2, T=7, S=7, D=10, Dv=12, mask_shape=None,
     ref = attn_ref(tq.double(), tk.double(), tv.double(), None if tm is None else tm.double(), **tkw)
     assert tuple(out.shape) == (B, Hq, T, Dv)
     assert not np.isnan(out.numpy()).any()
-    assert_close(out, ref, FWD_RTOL, "forward")
-    gp, gt = upstream(rng, (B, Hq, T, Dv))
-    out.backward(gp)
-    ref.backward(gt.double())
-    assert_close(pq.grad, tq.grad, BWD_RTOL, "dq")
-    assert_close(pk.grad, tk.grad, BWD_RTOL, "dk")
-    assert_close(pv.grad, tv.grad, BWD_RTOL, "dv")
+    check_forward_backward(rng, out, ref, [(pq, tq, "dq"), (pk, tk, "dk"), (pv, tv, "dv")])
     if mask_grad:
         assert_close(pm.grad, tm.grad, BWD_RTOL, "dmask")
     elif pm is not None:
@@ -296,18 +291,10 @@ def test_attention_everything_at_once(rng):
 
 def test_attention_matches_torch_sdpa(rng):
     B, Hq, Hkv, T, D = 2, 6, 2, 7, 10
-    q = rng.standard_normal((B, Hq, T, D)).astype(np.float32)
-    k = rng.standard_normal((B, Hkv, T, D)).astype(np.float32)
-    v = rng.standard_normal((B, Hkv, T, D)).astype(np.float32)
-    (pq, tq), (pk, tk), (pv, tv) = pair(q), pair(k), pair(v)
+    (pq, tq), (pk, tk), (pv, tv) = random_pairs(rng, (B, Hq, T, D), (B, Hkv, T, D), (B, Hkv, T, D))
     out = _core.scaled_dot_product_attention(pq, pk, pv)  # defaults: causal, 1/sqrt(D)
     ref = F.scaled_dot_product_attention(tq.double(), tk.double(), tv.double(), is_causal=True, enable_gqa=True)
-    assert_close(out, ref, FWD_RTOL, "forward")
-    gp, gt = upstream(rng, (B, Hq, T, D))
-    out.backward(gp)
-    ref.backward(gt.double())
-    for p, t, n in ((pq, tq, "dq"), (pk, tk, "dk"), (pv, tv, "dv")):
-        assert_close(p.grad, t.grad, BWD_RTOL, n)
+    check_forward_backward(rng, out, ref, [(pq, tq, "dq"), (pk, tk, "dk"), (pv, tv, "dv")])
 
 
 def test_attention_fully_masked_rows_are_zero(rng):
@@ -327,20 +314,12 @@ def test_attention_strided_inputs(rng):
     # q/v as [B, T, H, D] projections viewed as [B, H, T, D] (read in place),
     # k stored as [B, H, D, T] and transposed (last dim strided: copied).
     B, T, Hq, Hkv, D = 2, 7, 4, 2, 8
-    q = rng.standard_normal((B, T, Hq, D)).astype(np.float32)
-    k = rng.standard_normal((B, Hkv, D, T)).astype(np.float32)
-    v = rng.standard_normal((B, T, Hkv, D)).astype(np.float32)
-    (pq, tq), (pk, tk), (pv, tv) = pair(q), pair(k), pair(v)
+    (pq, tq), (pk, tk), (pv, tv) = random_pairs(rng, (B, T, Hq, D), (B, Hkv, D, T), (B, T, Hkv, D))
     perm, kperm = [0, 2, 1, 3], [0, 1, 3, 2]
     out = _core.scaled_dot_product_attention(_core.permute(pq, perm), _core.permute(pk, kperm),
                                              _core.permute(pv, perm))
     ref = attn_ref(tq.double().permute(*perm), tk.double().permute(*kperm), tv.double().permute(*perm))
-    assert_close(out, ref, FWD_RTOL, "forward")
-    gp, gt = upstream(rng, (B, Hq, T, D))
-    out.backward(gp)
-    ref.backward(gt.double())
-    for p, t, n in ((pq, tq, "dq"), (pk, tk, "dk"), (pv, tv, "dv")):
-        assert_close(p.grad, t.grad, BWD_RTOL, n)
+    check_forward_backward(rng, out, ref, [(pq, tq, "dq"), (pk, tk, "dk"), (pv, tv, "dv")])
 
 
 @pytest.mark.parametrize("threads", [1, 2])

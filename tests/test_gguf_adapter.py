@@ -18,8 +18,8 @@ import torch
 from peftcpp.gguf.names import unpermute_qk
 from peftcpp.gguf import GGUFExportError, convert, export_adapter
 from helpers import rel_err
-from test_gguf_export import PROMPT, TIED, field_value, llama_logits, make_hf_tokenizer, ref_logits, tiny_model, \
-    FAMILY
+from test_gguf_export import PROMPT, TIED, assert_fails_leaving_nothing, field_value, llama_logits, make_hf_tokenizer, \
+    ref_logits, tiny_model, FAMILY
 
 TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
            "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
@@ -124,17 +124,22 @@ def test_adapter_matches_peft_and_llama_cpp(tmp_path, arch):
     assert without > 5 * err  # the adapter did change the output
 
 
+def check_llama_cpp_lora(base_dir, base_gguf, outtype, adapter, merged, what):
+    """The base folder converted to `base_gguf` at `outtype`: llama.cpp applying the GGUF
+    `adapter` to it gives the PEFT merged model's logits (1e-2 relative)."""
+    convert(base_dir, base_gguf, outtype=outtype, progress=False)
+    err = rel_err(llama_logits(base_gguf, PROMPT[0], lora_path=adapter), ref_logits(merged))
+    print(f"[adapter {what}] llama.cpp+lora vs merged {err:.3g}")
+    assert err <= 1e-2, f"relative error {err:.3g}"
+
+
 def test_adapter_f16_on_f16_base(tmp_path):
     base_dir, base, adapter_dir, merged = make_case(tmp_path, "llama")
     out = str(tmp_path / "adapter.f16.gguf")
     export_adapter(adapter_dir, out, base_model=base_dir, outtype="f16")
     r = gguf.GGUFReader(out)
     assert {t.tensor_type for t in r.tensors} == {gguf.GGMLQuantizationType.F16}
-    base_gguf = str(tmp_path / "base.f16.gguf")
-    convert(base_dir, base_gguf, outtype="f16", progress=False)
-    err = rel_err(llama_logits(base_gguf, PROMPT[0], lora_path=out), ref_logits(merged))
-    print(f"[adapter f16] llama.cpp+lora vs merged {err:.3g}")
-    assert err <= 1e-2, f"relative error {err:.3g}"
+    check_llama_cpp_lora(base_dir, str(tmp_path / "base.f16.gguf"), "f16", out, merged, "f16")
 
 
 def test_rslora_and_patterns_are_exact(tmp_path):
@@ -148,41 +153,26 @@ def test_rslora_and_patterns_are_exact(tmp_path):
     out = str(tmp_path / "adapter.gguf")
     export_adapter(adapter_dir, out)
     check_deltas(out, "llama", base, merged)
-    base_gguf = str(tmp_path / "base.gguf")
-    convert(base_dir, base_gguf, outtype="f32", progress=False)
-    err = rel_err(llama_logits(base_gguf, PROMPT[0], lora_path=out), ref_logits(merged))
-    print(f"[adapter rslora] llama.cpp+lora vs merged {err:.3g}")
-    assert err <= 1e-2, f"relative error {err:.3g}"
-
-
-def _no_output(path):
-    d = os.path.dirname(path)
-    return not os.path.exists(path) and not [f for f in os.listdir(d) if ".tmp-" in f]
+    check_llama_cpp_lora(base_dir, str(tmp_path / "base.gguf"), "f32", out, merged, "rslora")
 
 
 def test_adapter_errors(tmp_path):
     base_dir, base, adapter_dir, merged = make_case(tmp_path, "qwen2")
     out = str(tmp_path / "a.gguf")
-    with pytest.raises(GGUFExportError, match="base model's config.json is needed"):
-        export_adapter(adapter_dir, out)
-    assert _no_output(out)
+    assert_fails_leaving_nothing(out, "base model's config.json is needed", export_adapter, adapter_dir, out)
     cfg_path = os.path.join(adapter_dir, "adapter_config.json")
     cfg = json.load(open(cfg_path))
     for change, msg in (({"use_dora": True}, "DoRA"), ({"modules_to_save": ["lm_head"]}, "modules_to_save"),
                         ({"bias": "all"}, "bias='all'")):
         json.dump(dict(cfg, **change), open(cfg_path, "w"))
-        with pytest.raises(GGUFExportError, match=msg):
-            export_adapter(adapter_dir, out, base_model=base_dir)
-        assert _no_output(out)
+        assert_fails_leaving_nothing(out, msg, export_adapter, adapter_dir, out, base_model=base_dir)
     json.dump(cfg, open(cfg_path, "w"))
     with pytest.raises(FileNotFoundError, match="no-dir"):
         export_adapter(adapter_dir, str(tmp_path / "no-dir" / "a.gguf"), base_model=base_dir)
     # unsupported base architecture
     bad = json.load(open(os.path.join(base_dir, "config.json")))
     bad["model_type"] = "bloom"
-    with pytest.raises(GGUFExportError, match="model_type 'bloom'"):
-        export_adapter(adapter_dir, out, base_model=bad)
-    assert _no_output(out)
+    assert_fails_leaving_nothing(out, "model_type 'bloom'", export_adapter, adapter_dir, out, base_model=bad)
 
 
 def test_tied_lm_head_lora_is_refused(tmp_path):

@@ -23,7 +23,7 @@ from peftcpp.gguf.names import unpermute_qk
 from peftcpp.gguf import GGUFExportError, GGUFFile, convert
 from peftcpp.gguf.convert import permute_qk
 from helpers import rel_err
-from test_gguf_import import TEST_STRINGS, make_hf_tokenizer
+from test_gguf_import import TEST_STRINGS, make_hf_tokenizer, tiny_model as import_tiny_model
 
 ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma3", "gpt2", "phi3"]
 GGUF_ARCH = {"mistral": "llama"}
@@ -36,40 +36,9 @@ TOL = {"f32": 1e-5, "f16": 1e-2, "bf16": 1e-2, "q8_0": 5e-2}
 
 
 def tiny_model(arch, vocab_size, tie, seed=0):
-    torch.manual_seed(seed)
-    common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
-                  tie_word_embeddings=tie, bos_token_id=0, eos_token_id=2, pad_token_id=2)
-    if arch == "llama":
-        cfg = transformers.LlamaConfig(rope_theta=50000.0, **common)
-    elif arch == "mistral":
-        cfg = transformers.MistralConfig(rope_theta=1e4, sliding_window=None, **common)
-    elif arch == "qwen2":
-        cfg = transformers.Qwen2Config(rope_theta=1e6, **common)
-    elif arch == "qwen3":
-        cfg = transformers.Qwen3Config(rope_theta=1e6, head_dim=32, **common)
-    elif arch == "phi3":
-        cfg = transformers.Phi3Config(rope_theta=1e4, sliding_window=None, **common)
-    elif arch == "gemma3":
-        common.update(num_hidden_layers=6)
-        cfg = transformers.Gemma3TextConfig(
-            head_dim=16, query_pre_attn_scalar=16, sliding_window=4,
-            rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1e6},
-                             "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}, **common)
-    elif arch == "gpt2":
-        # n_positions left at 1024: transformers' GGUF loader reads context_length into n_ctx only
-        cfg = transformers.GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=4,
-                                      bos_token_id=0, eos_token_id=2)
-    else:
-        raise ValueError(arch)
-    model = transformers.AutoModelForCausalLM.from_config(cfg).float().eval()
-    with torch.no_grad():  # norms are ones at init: randomise so mapping and the Gemma +1 are checked
-        for n, p in model.named_parameters():
-            if p.ndim == 1:
-                # Gemma's norms scale by (1 + w): around 0, like its checkpoints
-                one = 1 if ("norm" in n or "ln_" in n) and arch != "gemma3" else 0
-                p.copy_(one + 0.1 * torch.randn_like(p))
-    return model
+    """test_gguf_import's tiny model with a 6-layer Gemma 3 of head_dim 16, and only the norms around 1."""
+    return import_tiny_model(arch, vocab_size, tie, seed, gemma3_layers=6, gemma3_head_dim=16,
+                             norms_only_around_one=True)
 
 
 _CACHE = {}
@@ -393,6 +362,14 @@ def _no_output(path):
     return not os.path.exists(path) and not [f for f in os.listdir(d) if ".tmp-" in f]
 
 
+def assert_fails_leaving_nothing(out, match, fn, *args, **kw):
+    """fn(*args, **kw) raises GGUFExportError matching `match` and leaves neither
+    the file `out` nor a temporary of it (also used by test_gguf_adapter)."""
+    with pytest.raises(GGUFExportError, match=match):
+        fn(*args, **kw)
+    assert _no_output(out)
+
+
 def test_unsupported_arch(workdir, tmp_path):
     folder, tok, model = hf_case(workdir, "llama")
     bad = tmp_path / "bad"
@@ -404,9 +381,8 @@ def test_unsupported_arch(workdir, tmp_path):
     cfg["model_type"] = "falcon"
     json.dump(cfg, open(bad / "config.json", "w"))
     out = str(tmp_path / "x.gguf")
-    with pytest.raises(GGUFExportError, match=r"model_type 'falcon'.*supported: llama, mistral, qwen2"):
-        convert(str(bad), out, progress=False)
-    assert _no_output(out)
+    assert_fails_leaving_nothing(out, r"model_type 'falcon'.*supported: llama, mistral, qwen2",
+                                 convert, str(bad), out, progress=False)
 
 
 def test_wrong_tensor_shape(workdir, tmp_path):
@@ -420,9 +396,8 @@ def test_wrong_tensor_shape(workdir, tmp_path):
     sd["model.layers.1.self_attn.k_proj.weight"] = torch.zeros(64, 64)
     save_file(sd, str(bad / "model.safetensors"))
     out = str(tmp_path / "x.gguf")
-    with pytest.raises(GGUFExportError, match=r"model\.layers\.1\.self_attn\.k_proj\.weight.*\(64, 64\)"):
-        convert(str(bad), out, progress=False)
-    assert _no_output(out)
+    assert_fails_leaving_nothing(out, r"model\.layers\.1\.self_attn\.k_proj\.weight.*\(64, 64\)",
+                                 convert, str(bad), out, progress=False)
 
 
 def test_unwritable_output_and_failed_write(workdir, tmp_path):

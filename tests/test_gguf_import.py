@@ -309,31 +309,44 @@ def have_reader():
         return False
 
 
-def tiny_model(arch, vocab_size, tie, seed=0):
+def tiny_model(arch, vocab_size, tie, seed=0, gemma3_layers=7, gemma3_head_dim=32, norms_only_around_one=False):
+    """A tiny random transformers model (hidden 64, 2 layers; Gemma 3: `gemma3_layers` layers of head_dim
+    `gemma3_head_dim`) whose 1-d parameters are randomised so the mapping (and Gemma's +1) is checked: all
+    around 1, or with `norms_only_around_one` only the norms (Gemma's around 0, like its checkpoints), the
+    rest around 0. Shared with test_gguf_export, which adds mistral, phi3 and gpt2."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
                   tie_word_embeddings=tie, bos_token_id=0, eos_token_id=2, pad_token_id=2)
     if arch == "llama":
         cfg = transformers.LlamaConfig(rope_theta=50000.0, **common)
+    elif arch == "mistral":
+        cfg = transformers.MistralConfig(rope_theta=1e4, sliding_window=None, **common)
     elif arch == "qwen2":
         cfg = transformers.Qwen2Config(rope_theta=1e6, **common)
     elif arch == "qwen3":
         cfg = transformers.Qwen3Config(rope_theta=1e6, head_dim=32, **common)
+    elif arch == "phi3":
+        cfg = transformers.Phi3Config(rope_theta=1e4, sliding_window=None, **common)
     elif arch == "gemma3":
-        common.update(bos_token_id=0, eos_token_id=2, pad_token_id=2)
+        common.update(num_hidden_layers=gemma3_layers)
         cfg = transformers.Gemma3TextConfig(
-            head_dim=32, query_pre_attn_scalar=32, sliding_window=4, num_hidden_layers=7,
+            head_dim=gemma3_head_dim, query_pre_attn_scalar=gemma3_head_dim, sliding_window=4,
             rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1e6},
-                             "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}},
-            **{k: v for k, v in common.items() if k != "num_hidden_layers"})
+                             "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}, **common)
+    elif arch == "gpt2":
+        # n_positions left at 1024: transformers' GGUF loader reads context_length into n_ctx only
+        cfg = transformers.GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=4,
+                                      bos_token_id=0, eos_token_id=2)
     else:
         raise ValueError(arch)
     model = transformers.AutoModelForCausalLM.from_config(cfg).float().eval()
-    with torch.no_grad():  # norms are ones at init: make them random so the +1/mapping is checked
+    with torch.no_grad():  # norms are ones at init: make them random
         for n, p in model.named_parameters():
             if p.ndim == 1:
-                p.copy_(1 + 0.1 * torch.randn_like(p))
+                # Gemma's norms scale by (1 + w): around 0, like its checkpoints
+                around_one = not norms_only_around_one or (("norm" in n or "ln_" in n) and arch != "gemma3")
+                p.copy_(int(around_one) + 0.1 * torch.randn_like(p))
     return model
 
 

@@ -11,6 +11,8 @@ import transformers
 import peftcpp
 from peftcpp.models import AutoModelForCausalLM
 
+from helpers import check_batched_left_padded, check_logits_loss_greedy, check_training_step_grads
+
 V = 101
 
 
@@ -49,32 +51,6 @@ def tiny_gpt2(tmp_path, **overrides):
     return model
 
 
-def check_logits_loss_greedy(ref, model, x):
-    with torch.no_grad():
-        expect = ref(torch.tensor(x)).logits.numpy()
-        expect_loss = ref(torch.tensor(x), labels=torch.tensor(x)).loss.item()
-    got = model(x).logits.numpy()
-    err = np.abs(got - expect).max() / np.abs(expect).max()
-    assert err <= 1e-4, err
-    out = model(x, labels=x)
-    assert abs(out.loss.item() - expect_loss) / expect_loss <= 1e-5
-    np.testing.assert_allclose(out.logits.numpy(), expect, rtol=1e-4, atol=1e-5)  # lazily computed
-    g_ref = ref.generate(torch.tensor(x[:1]), max_new_tokens=32, do_sample=False)
-    g = model.generate(x[:1], max_new_tokens=32)
-    np.testing.assert_array_equal(g.numpy(), g_ref.numpy())
-    return err
-
-
-def check_batched_left_padded(ref, model):
-    x = ids(3, 8, seed=5)
-    mask = np.ones_like(x)
-    mask[1, :3] = 0
-    mask[2, :5] = 0
-    g_ref = ref.generate(torch.tensor(x), attention_mask=torch.tensor(mask), max_new_tokens=10, do_sample=False)
-    g = model.generate(x, attention_mask=mask, max_new_tokens=10)
-    np.testing.assert_array_equal(g.numpy(), g_ref.numpy())
-
-
 # ------------------------------------------------------------------ Gemma 3
 
 @pytest.mark.parametrize("softcaps", [None, (30.0, 2.0)])
@@ -90,7 +66,7 @@ def test_gemma3_logits_greedy_and_loss_match_transformers(tmp_path, softcaps):
 def test_gemma3_batched_left_padded_generation_matches(tmp_path):
     ref = tiny_gemma3(tmp_path, attn_logit_softcapping=5.0)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    check_batched_left_padded(ref, model)
+    check_batched_left_padded(ref, model, ids(3, 8, seed=5))
 
 
 def test_gemma3_state_dict_keys_untied_and_old_rope_config(tmp_path):
@@ -126,15 +102,10 @@ def test_gemma3_bf16_embedding_scale_is_rounded_like_transformers(tmp_path):
 def test_gemma3_training_step_gradients_match_torch(tmp_path):
     ref = tiny_gemma3(tmp_path, final_logit_softcapping=3.0)  # the soft-cap is inside the fused loss
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    x = ids(2, 10, seed=7)
-    model(x, labels=x).loss.backward()
-    ref(torch.tensor(x), labels=torch.tensor(x)).loss.backward()
-    ours = dict(model.named_parameters())
-    for name, p in ref.named_parameters():
-        if name in ("model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
-                    "model.layers.0.self_attn.k_norm.weight", "model.layers.1.post_feedforward_layernorm.weight",
-                    "model.layers.2.mlp.gate_proj.weight", "model.norm.weight"):
-            np.testing.assert_allclose(ours[name].grad.numpy(), p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+    check_training_step_grads(ref, model, ids(2, 10, seed=7), (
+        "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.k_norm.weight", "model.layers.1.post_feedforward_layernorm.weight",
+        "model.layers.2.mlp.gate_proj.weight", "model.norm.weight"))
 
 
 def test_gemma3_multimodal_checkpoint_loads_its_text_model(tmp_path):
@@ -170,7 +141,7 @@ def test_gpt2_logits_greedy_and_loss_match_transformers(tmp_path, tied):
 def test_gpt2_batched_left_padded_generation_matches(tmp_path):
     ref = tiny_gpt2(tmp_path)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    check_batched_left_padded(ref, model)
+    check_batched_left_padded(ref, model, ids(3, 8, seed=5))
 
 
 def test_gpt2_state_dict_keys_and_old_attn_buffers_ignored(tmp_path):
@@ -194,11 +165,6 @@ def test_gpt2_state_dict_keys_and_old_attn_buffers_ignored(tmp_path):
 def test_gpt2_training_step_gradients_match_torch(tmp_path):
     ref = tiny_gpt2(tmp_path)  # eval mode: no dropout on either side
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    x = ids(2, 10, seed=7)
-    model(x, labels=x).loss.backward()
-    ref(torch.tensor(x), labels=torch.tensor(x)).loss.backward()
-    ours = dict(model.named_parameters())
-    for name, p in ref.named_parameters():
-        if name in ("transformer.h.1.attn.c_attn.weight", "transformer.h.0.mlp.c_fc.bias", "transformer.wpe.weight",
-                    "transformer.wte.weight", "transformer.h.2.ln_1.weight"):
-            np.testing.assert_allclose(ours[name].grad.numpy(), p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+    check_training_step_grads(ref, model, ids(2, 10, seed=7), (
+        "transformer.h.1.attn.c_attn.weight", "transformer.h.0.mlp.c_fc.bias", "transformer.wpe.weight",
+        "transformer.wte.weight", "transformer.h.2.ln_1.weight"))

@@ -12,6 +12,8 @@ import transformers
 import peftcpp
 from peftcpp.models import AutoModelForCausalLM
 
+from helpers import check_batched_left_padded, check_logits_loss_greedy, left_padding_mask
+
 
 def tiny_llama(tmp_path, **overrides):
     torch.manual_seed(0)
@@ -31,30 +33,13 @@ def ids(b=2, t=9, v=101, seed=0):
 def test_logits_greedy_and_loss_match_transformers(tmp_path, tied, kv_heads):
     ref = tiny_llama(tmp_path, tie_word_embeddings=tied, num_key_value_heads=kv_heads)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    x = ids()
-    with torch.no_grad():
-        expect = ref(torch.tensor(x)).logits.numpy()
-        expect_loss = ref(torch.tensor(x), labels=torch.tensor(x)).loss.item()
-    got = model(x).logits.numpy()
-    assert np.abs(got - expect).max() / np.abs(expect).max() <= 1e-4
-    out = model(x, labels=x)
-    assert abs(out.loss.item() - expect_loss) / expect_loss <= 1e-5
-    np.testing.assert_allclose(out.logits.numpy(), expect, rtol=1e-4, atol=1e-5)  # lazily computed
-    g_ref = ref.generate(torch.tensor(x[:1]), max_new_tokens=32, do_sample=False)
-    g = model.generate(x[:1], max_new_tokens=32)
-    np.testing.assert_array_equal(g.numpy(), g_ref.numpy())
+    check_logits_loss_greedy(ref, model, ids())
 
 
 def test_batched_left_padded_generation_matches(tmp_path):
     ref = tiny_llama(tmp_path)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    x = ids(3, 8, seed=5)
-    mask = np.ones_like(x)
-    mask[1, :3] = 0
-    mask[2, :5] = 0
-    g_ref = ref.generate(torch.tensor(x), attention_mask=torch.tensor(mask), max_new_tokens=10, do_sample=False)
-    g = model.generate(x, attention_mask=mask, max_new_tokens=10)
-    np.testing.assert_array_equal(g.numpy(), g_ref.numpy())
+    check_batched_left_padded(ref, model, ids(3, 8, seed=5))
 
 
 def test_state_dict_keys_are_transformers_keys(tmp_path):
@@ -123,8 +108,7 @@ def test_left_padded_forward_matches_transformers(tmp_path):
     ref = tiny_llama(tmp_path)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
     x = ids(2, 8, seed=3)
-    mask = np.ones_like(x)
-    mask[1, :3] = 0
+    mask = left_padding_mask(x, [0, 3])
     with torch.no_grad():
         expect = ref(torch.tensor(x), attention_mask=torch.tensor(mask)).logits.numpy()
     got = model(x, attention_mask=mask).logits.numpy()

@@ -42,6 +42,16 @@ def _assert_params_close(ours, ref, what):
         assert err <= STEP_RTOL, f"{what}: parameter {i} {tuple(p.shape)} relative error {err:.3g}"
 
 
+def _step_both(rng, opt, topt, ours, ref, steps, what="step"):
+    """`steps` steps of peftcpp's `opt` and torch's `topt` on the same random
+    gradients: the parameters match after every step."""
+    for step in range(steps):
+        _set_grads(rng, ours, ref)
+        opt.step()
+        topt.step()
+        _assert_params_close(ours, ref, f"{what} {step + 1}")
+
+
 def _bits(params):
     return [p.numpy().copy().view(np.uint32) for p in params]
 
@@ -54,11 +64,7 @@ def test_adamw_matches_torch_every_step(rng, weight_decay):
     kw = dict(lr=3e-2, betas=(0.9, 0.98), eps=1e-8, weight_decay=weight_decay)
     opt = optim.AdamW(ours, **kw)
     topt = torch.optim.AdamW(ref, foreach=False, **kw)
-    for step in range(20):
-        _set_grads(rng, ours, ref)
-        opt.step()
-        topt.step()
-        _assert_params_close(ours, ref, f"step {step + 1}")
+    _step_both(rng, opt, topt, ours, ref, 20)
     # The state matches torch's too.
     for p, t in zip(ours, ref):
         s, ts = opt.state[p], topt.state[t]
@@ -144,11 +150,7 @@ def test_sgd_matches_torch_every_step(rng, kw):
     ours, ref = _params(rng)
     opt = optim.SGD(ours, **kw)
     topt = torch.optim.SGD(ref, foreach=False, **kw)
-    for step in range(20):
-        _set_grads(rng, ours, ref)
-        opt.step()
-        topt.step()
-        _assert_params_close(ours, ref, f"step {step + 1}")
+    _step_both(rng, opt, topt, ours, ref, 20)
     if kw.get("momentum"):
         for p, t in zip(ours, ref):
             assert rel_err(opt.state[p]["momentum_buffer"].numpy(),
@@ -382,11 +384,7 @@ def test_load_torch_state_dict_and_continue_like_torch(rng):
     opt = optim.AdamW(ours, lr=123.0)  # overwritten by the loaded hyper-parameters
     opt.load_state_dict(topt.state_dict())
     assert opt.param_groups[0]["lr"] == 1e-2 and opt.state[ours[0]]["step"] == 5
-    for step in range(5):
-        _set_grads(rng, ours, ref)
-        opt.step()
-        topt.step()
-        _assert_params_close(ours, ref, f"resumed step {step + 1}")
+    _step_both(rng, opt, topt, ours, ref, 5, what="resumed step")
 
 
 def test_load_rejects_mismatched_state(rng, tmp_path):
