@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "quant/dequant.h"
+#include "quant/ggml_types.h"
 
 namespace peftcpp {
 
@@ -196,7 +197,7 @@ void init_gguf(py::module_& m) {
       [](py::array_t<uint8_t, py::array::c_style> raw, const std::string& type) {
         const int id = ggml_type_from_name(type.c_str());
         PC_CHECK(id >= 0, "[gguf_dequantize] unknown ggml type '", type, "'");
-        const GGMLTypeTraits tt = ggml_type_traits(id);
+        const GGMLTypeTraits& tt = ggml_type_traits(id);
         const int64_t n = static_cast<int64_t>(raw.size());
         PC_CHECK(n % tt.type_size == 0, "[gguf_dequantize] ", n, " bytes is not a whole number of ", type,
                  " blocks (", tt.type_size, " bytes each)");
@@ -215,13 +216,11 @@ void init_gguf(py::module_& m) {
       "gguf_type_traits",
       []() {
         py::dict d;
-        for (int id = 0; id < 64; ++id) {
-          GGMLTypeTraits t = ggml_type_traits(id);
-          if (t.known) d[py::str(t.name)] = py::make_tuple(id, t.block_size, t.type_size, t.dequantizable);
-        }
+        for (const GGMLTypeTraits* t : ggml_types())
+          d[py::str(t->name)] = py::make_tuple(t->id, t->block_size, t->type_size, t->dequantizable());
         return d;
       },
-      "name -> (type id, block size, bytes per block, dequantizable) for every ggml type id known");
+      "name -> (type id, block size, bytes per block, dequantizable) for every known ggml type (a view of ggml_types())");
 }
 
 }  // namespace peftcpp
