@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 
 from .. import gguf_import as _gi
+from .file_quantization import FILE_TYPES
 from .vocab import vocab_metadata
 
 __all__ = ["convert", "SUPPORTED_ARCHS", "GGUFExportError", "permute_qk", "gguf_arch", "plan_model_tensors",
@@ -46,8 +47,6 @@ _LLAMA_LIKE = ("llama", "smollm3")
 SUPPORTED_ARCHS = tuple(_ARCH_OF)
 
 _OUTTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}
-# LLAMA_FTYPE_* (include/llama.h)
-_FILE_TYPE = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}
 
 
 class GGUFExportError(ValueError):
@@ -418,7 +417,7 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
     if not model_name or model_name.startswith("peftcpp-gguf-") or model_name.startswith("tmp"):
         model_name = config.get("_name_or_path") or arch
     w.set("general.name", str(model_name), "STRING")
-    w.set("general.file_type", _FILE_TYPE[qtype], "UINT32")
+    w.set("general.file_type", FILE_TYPES[qtype], "UINT32")  # each outtype is also a llama file type
     w.set("general.quantization_version", 2, "UINT32")
     for key, value, typ in kv[2:]:
         w.set(key, value, typ)
