@@ -134,10 +134,11 @@ void init_gguf(py::module_& m) {
              h.f = open_file(path);
              return h;
            }),
-           py::arg("path"))
-      .def_property_readonly("path", [](const PyGGUF& h) { return h.f->path; })
-      .def_property_readonly("version", [](const PyGGUF& h) { return h.f->version; })
-      .def_property_readonly("alignment", [](const PyGGUF& h) { return h.f->alignment; })
+           py::arg("path"), "Maps and validates the file; malformed files raise ValueError naming the key or tensor")
+      .def_property_readonly("path", [](const PyGGUF& h) { return h.f->path; }, "The path given to the constructor")
+      .def_property_readonly("version", [](const PyGGUF& h) { return h.f->version; }, "GGUF version (2 or 3)")
+      .def_property_readonly("alignment", [](const PyGGUF& h) { return h.f->alignment; },
+                             "Tensor data alignment in bytes (general.alignment, default 32)")
       .def_property_readonly("data_offset", [](const PyGGUF& h) { return h.f->data_offset; },
                              "File offset of the tensor data section")
       .def_property_readonly("metadata",
@@ -160,9 +161,11 @@ void init_gguf(py::module_& m) {
                                py::list l;
                                for (const auto& ti : h.f->tensors) l.append(key_str(ti.name));
                                return l;
-                             })
-      .def("__len__", [](const PyGGUF& h) { return h.f->tensors.size(); })
-      .def("__contains__", [](const PyGGUF& h, const std::string& n) { return h.f->tensor_index(n) >= 0; })
+                             },
+                             "Tensor names in file order")
+      .def("__len__", [](const PyGGUF& h) { return h.f->tensors.size(); }, "Number of tensors")
+      .def("__contains__", [](const PyGGUF& h, const std::string& n) { return h.f->tensor_index(n) >= 0; },
+           py::arg("name"), "Whether the file has a tensor of this name")
       .def("tensor", &PyGGUF::tensor, py::arg("name"), py::arg("dequantize") = true,
            "The tensor (row-major shape): a read-only zero-copy view for F32/F16/BF16/I32/I64, a dequantized "
            "float32 copy for quantized types")

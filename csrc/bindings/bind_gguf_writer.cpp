@@ -223,7 +223,8 @@ void init_gguf_writer(py::module_& m) {
                        "Writes a GGUF v3 file: metadata (set) and tensors (add_tensor) are collected, then write() "
                        "converts and streams them to a temporary file renamed into place.")
       .def(py::init([](const std::string& path, uint32_t alignment) { return new PyWriter(path, alignment); }),
-           py::arg("path"), py::arg("alignment") = 32)
+           py::arg("path"), py::arg("alignment") = 32,
+           "A writer for path; nothing is written before write(). alignment: a power of two")
       .def(
           "set",
           [](PyWriter& self, const std::string& key, py::handle value, const std::string& type) {
@@ -231,9 +232,12 @@ void init_gguf_writer(py::module_& m) {
           },
           py::arg("key"), py::arg("value"), py::arg("type"),
           "Sets key to value stored as GGUF type ('UINT32', 'FLOAT32', 'BOOL', 'STRING', 'ARRAY[INT32]', ...)")
-      .def("remove", [](PyWriter& self, const std::string& key) { self.w.remove(key); }, py::arg("key"))
-      .def("__contains__", [](const PyWriter& self, const std::string& key) { return self.w.find(key) != nullptr; })
-      .def_property_readonly("n_tensors", [](const PyWriter& self) { return self.w.n_tensors(); })
+      .def("remove", [](PyWriter& self, const std::string& key) { self.w.remove(key); }, py::arg("key"),
+           "Removes a metadata key (if set)")
+      .def("__contains__", [](const PyWriter& self, const std::string& key) { return self.w.find(key) != nullptr; },
+           py::arg("key"), "Whether a metadata key is set")
+      .def_property_readonly("n_tensors", [](const PyWriter& self) { return self.w.n_tensors(); },
+                             "Number of tensors added so far")
       .def("add_tensor", &PyWriter::add_tensor, py::arg("name"), py::arg("type"), py::arg("source"),
            py::arg("shape") = py::none(), py::arg("bf16") = false,
            "Adds a tensor of ggml type `type` (name or id) from a C-contiguous numpy array: float32, float16, "
