@@ -84,8 +84,9 @@ def main(argv=None):
     except (Exception, SystemExit) as e:  # stubgen reports errors through SystemExit
         if not args.optional:
             raise
-        print(f"note: no type stub for peftcpp._core ({type(e).__name__}: {e}); "
-              "it needs pybind11-stubgen==3.0.0 (make setup)", file=sys.stderr)
+        missing = isinstance(e, ImportError) and e.name == "pybind11_stubgen"
+        why = "pybind11-stubgen is not installed (make setup)" if missing else f"{type(e).__name__}: {e}"
+        print(f"note: no type stub for peftcpp._core: {why}", file=sys.stderr)
     return 0
 
 
