@@ -64,7 +64,7 @@ def main():
 
     import llama_cpp
     from peftcpp.app.default_model import default_gguf_path
-    from peftcpp.gguf.quantize import FILE_TYPES, quantize
+    from peftcpp.gguf.file_quantization import FILE_TYPES, quantize
 
     # Quiet llama.cpp's per-tensor log.
     quiet = llama_cpp.llama_log_callback(lambda level, text, user: None)

@@ -19,7 +19,7 @@ import pytest
 import gguf  # the PyPI gguf package: writes the inputs, reads both outputs
 
 from peftcpp import _core  # noqa: E402
-from peftcpp.gguf.quantize import FILE_TYPES, quantize, tensor_types  # noqa: E402
+from peftcpp.gguf.file_quantization import FILE_TYPES, quantize, tensor_types  # noqa: E402
 
 
 def _llama_cpp():

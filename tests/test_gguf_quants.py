@@ -1,4 +1,4 @@
-"""ggml quantization (peftcpp.gguf.quants, _core.quantize_rows) against two
+"""ggml quantization (peftcpp.gguf.tensor_quantization, _core.quantize_rows) against two
 oracles, compared byte for byte:
 
 - the PyPI ``gguf`` package's numpy quantizers (F16, BF16, Q4_0, Q4_1, Q5_0,
@@ -28,7 +28,7 @@ from gguf import GGMLQuantizationType as QT
 
 import peftcpp
 from peftcpp import _core
-from peftcpp.gguf.quants import dequantize_tensor, quantize_tensor
+from peftcpp.gguf.tensor_quantization import dequantize_tensor, quantize_tensor
 
 NUMPY_ORACLE_TYPES = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"]
 LEGACY = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "quant/dequant.h"
+#include "quant/ggml_types.h"
 
 namespace peftcpp {
 
@@ -133,10 +134,11 @@ void init_gguf(py::module_& m) {
              h.f = open_file(path);
              return h;
            }),
-           py::arg("path"))
-      .def_property_readonly("path", [](const PyGGUF& h) { return h.f->path; })
-      .def_property_readonly("version", [](const PyGGUF& h) { return h.f->version; })
-      .def_property_readonly("alignment", [](const PyGGUF& h) { return h.f->alignment; })
+           py::arg("path"), "Maps and validates the file; malformed files raise ValueError naming the key or tensor")
+      .def_property_readonly("path", [](const PyGGUF& h) { return h.f->path; }, "The path given to the constructor")
+      .def_property_readonly("version", [](const PyGGUF& h) { return h.f->version; }, "GGUF version (2 or 3)")
+      .def_property_readonly("alignment", [](const PyGGUF& h) { return h.f->alignment; },
+                             "Tensor data alignment in bytes (general.alignment, default 32)")
       .def_property_readonly("data_offset", [](const PyGGUF& h) { return h.f->data_offset; },
                              "File offset of the tensor data section")
       .def_property_readonly("metadata",
@@ -159,9 +161,11 @@ void init_gguf(py::module_& m) {
                                py::list l;
                                for (const auto& ti : h.f->tensors) l.append(key_str(ti.name));
                                return l;
-                             })
-      .def("__len__", [](const PyGGUF& h) { return h.f->tensors.size(); })
-      .def("__contains__", [](const PyGGUF& h, const std::string& n) { return h.f->tensor_index(n) >= 0; })
+                             },
+                             "Tensor names in file order")
+      .def("__len__", [](const PyGGUF& h) { return h.f->tensors.size(); }, "Number of tensors")
+      .def("__contains__", [](const PyGGUF& h, const std::string& n) { return h.f->tensor_index(n) >= 0; },
+           py::arg("name"), "Whether the file has a tensor of this name")
       .def("tensor", &PyGGUF::tensor, py::arg("name"), py::arg("dequantize") = true,
            "The tensor (row-major shape): a read-only zero-copy view for F32/F16/BF16/I32/I64, a dequantized "
            "float32 copy for quantized types")
@@ -196,7 +200,7 @@ void init_gguf(py::module_& m) {
       [](py::array_t<uint8_t, py::array::c_style> raw, const std::string& type) {
         const int id = ggml_type_from_name(type.c_str());
         PC_CHECK(id >= 0, "[gguf_dequantize] unknown ggml type '", type, "'");
-        const GGMLTypeTraits tt = ggml_type_traits(id);
+        const GGMLTypeTraits& tt = ggml_type_traits(id);
         const int64_t n = static_cast<int64_t>(raw.size());
         PC_CHECK(n % tt.type_size == 0, "[gguf_dequantize] ", n, " bytes is not a whole number of ", type,
                  " blocks (", tt.type_size, " bytes each)");
@@ -215,13 +219,11 @@ void init_gguf(py::module_& m) {
       "gguf_type_traits",
       []() {
         py::dict d;
-        for (int id = 0; id < 64; ++id) {
-          GGMLTypeTraits t = ggml_type_traits(id);
-          if (t.known) d[py::str(t.name)] = py::make_tuple(id, t.block_size, t.type_size, t.dequantizable);
-        }
+        for (const GGMLTypeTraits* t : ggml_types())
+          d[py::str(t->name)] = py::make_tuple(t->id, t->block_size, t->type_size, t->dequantizable());
         return d;
       },
-      "name -> (type id, block size, bytes per block, dequantizable) for every ggml type id known");
+      "name -> (type id, block size, bytes per block, dequantizable) for every known ggml type (a view of ggml_types())");
 }
 
 }  // namespace peftcpp

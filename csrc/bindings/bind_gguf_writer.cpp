@@ -9,7 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "io/gguf_writer.h"
-#include "quant/dequant.h"
+#include "quant/ggml_types.h"
 #include "quant/quantize.h"
 
 namespace peftcpp {
@@ -17,10 +17,8 @@ namespace peftcpp {
 namespace {
 
 GGUFType type_from_name(const std::string& s, const std::string& key) {
-  static const char* names[] = {"UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
-                                "BOOL", "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"};
-  for (int k = 0; k < 13; ++k)
-    if (s == names[k]) return static_cast<GGUFType>(k);
+  for (int k = 0; k <= static_cast<int>(GGUFType::FLOAT64); ++k)
+    if (s == gguf_type_name(static_cast<GGUFType>(k))) return static_cast<GGUFType>(k);
   PC_CHECK(false, "[GGUFWriter.set] key '", key, "': unknown GGUF type '", s,
            "' (UINT8..FLOAT64, STRING, BOOL, or ARRAY[<type>])");
   return GGUFType::UINT8;
@@ -125,8 +123,8 @@ struct PyWriter {
   void add_tensor(const std::string& name, const py::handle& type, py::array source, std::optional<std::vector<int64_t>> shape,
                   bool bf16) {
     const int tid = type_id_of(type);
-    const GGMLTypeTraits tt = ggml_type_traits(tid);
-    PC_CHECK(tt.known, "[GGUFWriter.add_tensor] tensor '", name, "': unknown ggml type id ", tid);
+    const GGMLTypeTraits& tt = ggml_type_traits(tid);
+    PC_CHECK(tt.known(), "[GGUFWriter.add_tensor] tensor '", name, "': unknown ggml type id ", tid);
     PC_CHECK(source.flags() & py::array::c_style, "[GGUFWriter.add_tensor] tensor '", name,
              "': source array must be C-contiguous");
     Src src;
@@ -168,7 +166,7 @@ struct PyWriter {
     } else {
       PC_CHECK(static_cast<int64_t>(source.size()) == numel, "[GGUFWriter.add_tensor] tensor '", name,
                "': source has ", source.size(), " elements but the shape needs ", numel);
-      PC_CHECK(tid == 0 || tid == 1 || tid == 30 || can_quantize(tid), "[GGUFWriter.add_tensor] tensor '", name,
+      PC_CHECK(can_quantize(tid), "[GGUFWriter.add_tensor] tensor '", name,
                "': cannot convert to ggml type ", tt.name);
     }
     const void* data = source.data();
@@ -181,7 +179,8 @@ struct PyWriter {
         std::memcpy(dst, data, n);
         return;
       }
-      if ((src == Src::F32 && tid == 0) || (src == Src::F16 && tid == 1) || (src == Src::BF16 && tid == 30)) {
+      if ((src == Src::F32 && tid == GGML_TYPE_F32) || (src == Src::F16 && tid == GGML_TYPE_F16) ||
+          (src == Src::BF16 && tid == GGML_TYPE_BF16)) {
         std::memcpy(dst, data, n);
         return;
       }
@@ -203,11 +202,11 @@ struct PyWriter {
           f = tmp.data();
         }
         uint8_t* d = dst + static_cast<size_t>(r0) * out_row;
-        if (tid == 0) {
+        if (tid == GGML_TYPE_F32) {
           std::memcpy(d, f, cnt * 4);
-        } else if (tid == 1) {
+        } else if (tid == GGML_TYPE_F16) {
           convert_from_f32(f, d, DType::F16, cnt);
-        } else if (tid == 30) {
+        } else if (tid == GGML_TYPE_BF16) {
           convert_from_f32(f, d, DType::BF16, cnt);
         } else {
           quantize_rows(tid, f, d, nr, row, 0);
@@ -224,7 +223,8 @@ void init_gguf_writer(py::module_& m) {
                        "Writes a GGUF v3 file: metadata (set) and tensors (add_tensor) are collected, then write() "
                        "converts and streams them to a temporary file renamed into place.")
       .def(py::init([](const std::string& path, uint32_t alignment) { return new PyWriter(path, alignment); }),
-           py::arg("path"), py::arg("alignment") = 32)
+           py::arg("path"), py::arg("alignment") = 32,
+           "A writer for path; nothing is written before write(). alignment: a power of two")
       .def(
           "set",
           [](PyWriter& self, const std::string& key, py::handle value, const std::string& type) {
@@ -232,9 +232,12 @@ void init_gguf_writer(py::module_& m) {
           },
           py::arg("key"), py::arg("value"), py::arg("type"),
           "Sets key to value stored as GGUF type ('UINT32', 'FLOAT32', 'BOOL', 'STRING', 'ARRAY[INT32]', ...)")
-      .def("remove", [](PyWriter& self, const std::string& key) { self.w.remove(key); }, py::arg("key"))
-      .def("__contains__", [](const PyWriter& self, const std::string& key) { return self.w.find(key) != nullptr; })
-      .def_property_readonly("n_tensors", [](const PyWriter& self) { return self.w.n_tensors(); })
+      .def("remove", [](PyWriter& self, const std::string& key) { self.w.remove(key); }, py::arg("key"),
+           "Removes a metadata key (if set)")
+      .def("__contains__", [](const PyWriter& self, const std::string& key) { return self.w.find(key) != nullptr; },
+           py::arg("key"), "Whether a metadata key is set")
+      .def_property_readonly("n_tensors", [](const PyWriter& self) { return self.w.n_tensors(); },
+                             "Number of tensors added so far")
       .def("add_tensor", &PyWriter::add_tensor, py::arg("name"), py::arg("type"), py::arg("source"),
            py::arg("shape") = py::none(), py::arg("bf16") = false,
            "Adds a tensor of ggml type `type` (name or id) from a C-contiguous numpy array: float32, float16, "

@@ -3,7 +3,7 @@
 #include "bindings/common.h"
 #include "core/error.h"
 #include "io/gguf.h"
-#include "quant/dequant.h"
+#include "quant/ggml_types.h"
 #include "quant/quantize_model.h"
 #include "quant/type_rules.h"
 
@@ -62,7 +62,17 @@ void init_quantize_model(py::module_& m) {
       py::arg("in_path"), py::arg("ftype") = "Q4_K_M",
       "[(tensor_name, type_name)] in output order: the plan quantize_gguf would follow");
 
-  m.def("gguf_file_types", []() { return ftype_names(); }, "Supported quantization file type names");
+  py::class_<LlamaFileType>(m, "LlamaFileType", "One llama.cpp file type (llama_ftype) quantize_gguf can write")
+      .def_property_readonly("name", [](const LlamaFileType& f) { return std::string(f.name); },
+                             "File type name: 'Q4_K_M', 'Q8_0', ...")
+      .def_readonly("id", &LlamaFileType::id, "llama_ftype id, as stored in general.file_type")
+      .def_property_readonly("default_type",
+                             [](const LlamaFileType& f) { return std::string(ggml_type_traits(f.default_type).name); },
+                             "ggml type name most tensors get (llama_ftype_get_default_type)")
+      .def("__repr__", [](const LlamaFileType& f) {
+        return "LlamaFileType(" + std::string(f.name) + ", id=" + std::to_string(f.id) + ")";
+      }, "LlamaFileType(NAME, id=...)");
+  m.def("llama_file_types", &llama_file_types, "Every file type quantize_gguf can write, in llama_ftype id order");
   m.def(
       "gguf_file_type_id", [](const py::object& ftype) { return to_ftype(ftype); }, py::arg("ftype"),
       "llama_ftype id of a file type name (validated)");

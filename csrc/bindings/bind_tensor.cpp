@@ -94,33 +94,40 @@ std::vector<Tensor> as_tensor_list(py::handle r) {
 }  // namespace
 
 void init_tensor(py::module_& m) {
-  py::enum_<DType>(m, "DType")
+  py::enum_<DType>(m, "DType", "Element types of a Tensor")
       .value("float32", DType::F32)
       .value("float16", DType::F16)
       .value("bfloat16", DType::BF16)
       .value("int32", DType::I32)
       .value("int64", DType::I64)
-      .def_property_readonly("itemsize", [](DType d) { return dtype_size(d); })
-      .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); });
+      .def_property_readonly("itemsize", [](DType d) { return dtype_size(d); }, "Bytes per element")
+      .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); },
+                             "True for float32, float16 and bfloat16");
 
-  py::class_<Tensor>(m, "Tensor", py::dynamic_attr())
+  py::class_<Tensor>(m, "Tensor", py::dynamic_attr(),
+                     "A strided n-d array with autograd (peftcpp adds torch-style methods in python/peftcpp)")
       // Tensor(t) shares t's data and autograd slots (how nn.Parameter wraps).
-      .def(py::init([](const Tensor& t) { return t; }), py::arg("data"))
-      .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
-      .def_property_readonly("dtype", &Tensor::dtype)
-      .def_property_readonly("ndim", &Tensor::dim)
-      .def("dim", &Tensor::dim)
-      .def("numel", &Tensor::numel)
-      .def("stride", [](const Tensor& t) { return py::tuple(py::cast(t.strides())); })
-      .def("storage_offset", &Tensor::offset)
-      .def("is_contiguous", &Tensor::is_contiguous)
-      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); })
-      .def("item", &Tensor::item)
+      .def(py::init([](const Tensor& t) { return t; }), py::arg("data"),
+           "A new handle sharing data's storage and autograd slots")
+      .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); },
+                             "Sizes as a tuple of ints")
+      .def_property_readonly("dtype", &Tensor::dtype, "Element type")
+      .def_property_readonly("ndim", &Tensor::dim, "Number of dimensions")
+      .def("dim", &Tensor::dim, "Number of dimensions")
+      .def("numel", &Tensor::numel, "Number of elements")
+      .def("stride", [](const Tensor& t) { return py::tuple(py::cast(t.strides())); },
+           "Strides in elements, as a tuple")
+      .def("storage_offset", &Tensor::offset, "Offset of the first element in its storage, in elements")
+      .def("is_contiguous", &Tensor::is_contiguous, "Whether the layout is row-major contiguous")
+      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); },
+           "Address of the first element")
+      .def("item", &Tensor::item, "The value of a one-element tensor as a float")
       .def("numpy", &to_numpy, "A numpy view of the data (a float32 copy for bfloat16)")
       .def_property(
-          "requires_grad", &Tensor::requires_grad, [](Tensor& t, bool r) { t.set_requires_grad(r); })
+          "requires_grad", &Tensor::requires_grad, [](Tensor& t, bool r) { t.set_requires_grad(r); },
+          "Whether backward() computes a gradient for this tensor")
       .def("requires_grad_", [](Tensor& t, bool r) { t.set_requires_grad(r); return t; },
-           py::arg("requires_grad") = true)
+           py::arg("requires_grad") = true, "Sets requires_grad in place; returns the tensor")
       .def_property(
           "grad", [](const Tensor& t) -> py::object {
             Tensor g = t.grad();
@@ -132,34 +139,42 @@ void init_tensor(py::module_& m) {
             PC_CHECK(gt.shape() == t.shape(), "[grad] assigned gradient of shape ", shape_str(gt.shape()),
                      " to a tensor of shape ", shape_str(t.shape()));
             t.set_grad(gt);
-          })
+          },
+          "Accumulated gradient (None until backward reaches this tensor); assignable")
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         return t.grad_fn() ? py::cast(std::string(t.grad_fn()->name())) : py::none();
-      })
-      .def_property_readonly("is_leaf", &Tensor::is_leaf)
-      .def("detach", &Tensor::detach)
-      .def_property_readonly("data", &Tensor::detach)
+      }, "Name of the backward node that produced this tensor, or None for leaves")
+      .def_property_readonly("is_leaf", &Tensor::is_leaf, "True unless produced by a differentiable op")
+      .def("detach", &Tensor::detach, "A tensor sharing the data, outside the autograd graph")
+      .def_property_readonly("data", &Tensor::detach, "Same as detach()")
       .def("backward", [](const Tensor& t, std::optional<Tensor> g, bool retain) {
              py::gil_scoped_release nogil_;
              t.backward(g ? *g : Tensor(), retain);
            },
-           py::arg("gradient") = py::none(), py::arg("retain_graph") = false)
-      .def("zero_", [](Tensor& t) { t.zero_(); return t; })
-      .def("fill_", [](Tensor& t, float v) { t.fill_(v); return t; })
-      .def("copy_", [](Tensor& t, const Tensor& s) { t.copy_(s); return t; }, nogil())
-      .def("_clone_raw", &Tensor::clone, nogil())
-      .def("_contiguous_raw", &Tensor::contiguous, nogil())
-      .def("_to_raw", &Tensor::to, nogil())
-      .def("_is_same", [](const Tensor& a, const Tensor& b) { return a.impl() == b.impl(); })
-      .def("_shares_storage", [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); })
-      .def("_storage_is_owned", [](const Tensor& t) { return t.storage()->owned; });
+           py::arg("gradient") = py::none(), py::arg("retain_graph") = false,
+           "Accumulates d(self)/d(leaf) into each leaf's .grad (gradient: the seed, ones for a scalar)")
+      .def("zero_", [](Tensor& t) { t.zero_(); return t; }, "Fills with zeros in place; returns the tensor")
+      .def("fill_", [](Tensor& t, float v) { t.fill_(v); return t; }, py::arg("value"),
+           "Fills with value in place; returns the tensor")
+      .def("copy_", [](Tensor& t, const Tensor& s) { t.copy_(s); return t; }, py::arg("src"), nogil(),
+           "Copies src (broadcast, converted) into this tensor in place; returns it")
+      // Raw versions of clone/contiguous/to, wrapped in python/peftcpp/_tensor.py.
+      .def("_clone_raw", &Tensor::clone, nogil(), "A fresh contiguous copy, outside autograd")
+      .def("_contiguous_raw", &Tensor::contiguous, nogil(), "Self when contiguous, else a contiguous copy")
+      .def("_to_raw", &Tensor::to, py::arg("dtype"), nogil(), "A copy converted to dtype (self if already dtype)")
+      .def("_is_same", [](const Tensor& a, const Tensor& b) { return a.impl() == b.impl(); }, py::arg("other"),
+           "Whether both handles are the same tensor (same autograd slots)")
+      .def("_shares_storage", [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); },
+           py::arg("other"), "Whether both tensors view the same storage")
+      .def("_storage_is_owned", [](const Tensor& t) { return t.storage()->owned; },
+           "False when the storage borrows memory (numpy, an mmap)");
 
   m.def("from_numpy", &from_numpy, py::arg("array"), py::arg("copy") = false,
         "Tensor over a numpy array's memory (copy=False) or a copy of it");
   m.def("empty", [](std::vector<int64_t> s, DType d) { return Tensor::empty(s, d); }, py::arg("shape"),
-        py::arg("dtype") = DType::F32);
+        py::arg("dtype") = DType::F32, "A new tensor with uninitialised data");
   m.def("zeros", [](std::vector<int64_t> s, DType d) { return Tensor::zeros(s, d); }, py::arg("shape"),
-        py::arg("dtype") = DType::F32);
+        py::arg("dtype") = DType::F32, "A new tensor of zeros");
   // A shape with no memory behind it (one zero element, all strides 0): the
   // placeholder a model is built with before its checkpoint is mapped in.
   m.def("meta", [](std::vector<int64_t> s, DType d) {
@@ -167,9 +182,10 @@ void init_tensor(py::module_& m) {
           st->writable = false;
           return Tensor::from_storage(st, s, d, 0, Shape(s.size(), 0));
         },
-        py::arg("shape"), py::arg("dtype") = DType::F32);
+        py::arg("shape"), py::arg("dtype") = DType::F32,
+        "A read-only placeholder of this shape with no memory behind it (all strides 0)");
   m.def("full", [](std::vector<int64_t> s, float v, DType d) { return Tensor::full(s, v, d); }, py::arg("shape"),
-        py::arg("value"), py::arg("dtype") = DType::F32);
+        py::arg("value"), py::arg("dtype") = DType::F32, "A new tensor filled with value");
 
   // Random tensors from the seeded global generator.
   m.def("rand", [](std::vector<int64_t> s, float lo, float hi) {
@@ -180,7 +196,8 @@ void init_tensor(py::module_& m) {
           for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * Generator::uniform(seed, base + i);
           return t;
         },
-        py::arg("shape"), py::arg("low") = 0.f, py::arg("high") = 1.f);
+        py::arg("shape"), py::arg("low") = 0.f, py::arg("high") = 1.f,
+        "float32 uniform in [low, high) from the seeded global generator");
   m.def("randn", [](std::vector<int64_t> s, float mean, float std) {
           Tensor t = Tensor::empty(s);
           auto& g = Generator::global();
@@ -195,15 +212,19 @@ void init_tensor(py::module_& m) {
           }
           return t;
         },
-        py::arg("shape"), py::arg("mean") = 0.f, py::arg("std") = 1.f);
-  m.def("manual_seed", [](uint64_t s) { Generator::global().manual_seed(s); });
-  m.def("get_rng_state", [] { auto s = Generator::global().state(); return py::make_tuple(s.seed, s.offset); });
-  m.def("set_rng_state", [](uint64_t seed, uint64_t offset) { Generator::global().set_state({seed, offset}); });
+        py::arg("shape"), py::arg("mean") = 0.f, py::arg("std") = 1.f,
+        "float32 normal(mean, std) (Box-Muller) from the seeded global generator");
+  m.def("manual_seed", [](uint64_t s) { Generator::global().manual_seed(s); }, py::arg("seed"),
+        "Seeds the global generator (counter-based: the offset restarts at 0)");
+  m.def("get_rng_state", [] { auto s = Generator::global().state(); return py::make_tuple(s.seed, s.offset); },
+        "(seed, offset) of the global generator");
+  m.def("set_rng_state", [](uint64_t seed, uint64_t offset) { Generator::global().set_state({seed, offset}); },
+        py::arg("seed"), py::arg("offset"), "Restores a state from get_rng_state()");
 
-  m.def("is_grad_enabled", &GradMode::enabled);
-  m.def("set_grad_enabled", &GradMode::set);
-  m.def("set_num_threads", &set_num_threads);
-  m.def("get_num_threads", &get_num_threads);
+  m.def("is_grad_enabled", &GradMode::enabled, "Whether ops record the autograd graph");
+  m.def("set_grad_enabled", &GradMode::set, py::arg("enabled"), "Turns graph recording on or off");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads for the kernels and OpenBLAS");
+  m.def("get_num_threads", &get_num_threads, "Threads the kernels and OpenBLAS use");
   m.def("memory_stats", [] {
     auto s = memory_stats();
     py::dict d;
@@ -211,14 +232,15 @@ void init_tensor(py::module_& m) {
     d["peak"] = s.peak;
     d["cached"] = cached_bytes();
     return d;
-  });
-  m.def("reset_peak_memory", &reset_peak_memory);
+  }, "{'current', 'peak', 'cached'}: bytes of tensor memory in use, its peak, and freed blocks kept for reuse");
+  m.def("reset_peak_memory", &reset_peak_memory, "Restarts the peak of memory_stats() from the current use");
   m.def("empty_cache", &empty_cache, "Returns cached free blocks to the system");
   m.def("set_backward_profiling", [](bool on) {
     BackwardProfile::enabled = on;
     BackwardProfile::table().clear();
-  }, "Times each backward node by name; read with backward_profile()");
-  m.def("backward_profile", [] { return BackwardProfile::table(); });
+  }, py::arg("enabled"), "Times each backward node by name; read with backward_profile()");
+  m.def("backward_profile", [] { return BackwardProfile::table(); },
+        "Backward node name -> (seconds, calls) since set_backward_profiling(True)");
 
   m.def("checkpoint", [](py::function fn, std::vector<Tensor> inputs) {
           // fn is called again during backward, possibly from a thread
@@ -239,7 +261,9 @@ void init_tensor(py::module_& m) {
           }
           return outs;
         },
-        py::arg("function"), py::arg("inputs"));
+        py::arg("function"), py::arg("inputs"),
+        "Activation checkpointing: function(*inputs) -> Tensor(s), run without keeping its intermediates and run "
+        "again during backward");
 }
 
 }  // namespace peftcpp

@@ -3,7 +3,8 @@
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "peftcpp native engine: tensors, autograd, kernels, optimizers";
-  py::register_exception<peftcpp::TypeError>(m, "DTypeError", PyExc_TypeError);
+  py::register_exception<peftcpp::TypeError>(m, "DTypeError", PyExc_TypeError)
+      .attr("__doc__") = "A tensor or value of the wrong dtype or type for an op (a TypeError)";
   peftcpp::init_tensor(m);
   peftcpp::init_ops(m);
   peftcpp::init_nn_ops(m);

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"  // FileError
 #include "quant/dequant.h"
+#include "quant/ggml_types.h"
 
 namespace peftcpp {
 
@@ -70,16 +71,6 @@ std::string quoted(const std::string& s) {
     }
   }
   return out + "'";
-}
-
-size_t scalar_size(GGUFType t) {
-  switch (t) {
-    case GGUFType::UINT8: case GGUFType::INT8: case GGUFType::BOOL: return 1;
-    case GGUFType::UINT16: case GGUFType::INT16: return 2;
-    case GGUFType::UINT32: case GGUFType::INT32: case GGUFType::FLOAT32: return 4;
-    case GGUFType::UINT64: case GGUFType::INT64: case GGUFType::FLOAT64: return 8;
-    default: return 0;
-  }
 }
 
 bool known_value_type(int32_t t) { return t >= 0 && t <= 12; }
@@ -166,7 +157,7 @@ void read_value(Reader& r, GGUFType t, GGUFValue* v, const std::string& where, c
   const uint64_t n = r.get<uint64_t>(what + " (array length)");
   v->elem_type = static_cast<GGUFType>(et);
   v->count = n;
-  const size_t es = scalar_size(v->elem_type);
+  const size_t es = gguf_scalar_size(v->elem_type);
   // Smallest encoding of one element, to bound n by the bytes left.
   const size_t min_elem = es ? es : (v->elem_type == GGUFType::STRING ? 8 : 12);
   PC_CHECK(n <= r.left() / min_elem, where, ": ", what, ": array of ", n, " ", gguf_type_name(v->elem_type),
@@ -199,6 +190,16 @@ uint64_t pad_to(uint64_t x, uint64_t align) { return (x + align - 1) / align * a
 
 }  // namespace
 
+size_t gguf_scalar_size(GGUFType t) {
+  switch (t) {
+    case GGUFType::UINT8: case GGUFType::INT8: case GGUFType::BOOL: return 1;
+    case GGUFType::UINT16: case GGUFType::INT16: return 2;
+    case GGUFType::UINT32: case GGUFType::INT32: case GGUFType::FLOAT32: return 4;
+    case GGUFType::UINT64: case GGUFType::INT64: case GGUFType::FLOAT64: return 8;
+    default: return 0;
+  }
+}
+
 const char* gguf_type_name(GGUFType t) {
   switch (t) {
     case GGUFType::UINT8: return "UINT8";
@@ -219,8 +220,8 @@ const char* gguf_type_name(GGUFType t) {
 }
 
 uint64_t GGUFValue::uint_at(uint64_t k) const {
-  PC_CHECK(is_array() && k < count && scalar_size(elem_type), "[gguf] uint_at: not a numeric array element");
-  const uint8_t* p = numbers.data() + k * scalar_size(elem_type);
+  PC_CHECK(is_array() && k < count && gguf_scalar_size(elem_type), "[gguf] uint_at: not a numeric array element");
+  const uint8_t* p = numbers.data() + k * gguf_scalar_size(elem_type);
   switch (elem_type) {
     case GGUFType::UINT8: case GGUFType::BOOL: return *p;
     case GGUFType::UINT16: { uint16_t x; std::memcpy(&x, p, 2); return x; }
@@ -232,8 +233,8 @@ uint64_t GGUFValue::uint_at(uint64_t k) const {
 }
 
 int64_t GGUFValue::int_at(uint64_t k) const {
-  PC_CHECK(is_array() && k < count && scalar_size(elem_type), "[gguf] int_at: not a numeric array element");
-  const uint8_t* p = numbers.data() + k * scalar_size(elem_type);
+  PC_CHECK(is_array() && k < count && gguf_scalar_size(elem_type), "[gguf] int_at: not a numeric array element");
+  const uint8_t* p = numbers.data() + k * gguf_scalar_size(elem_type);
   switch (elem_type) {
     case GGUFType::INT8: return static_cast<int8_t>(*p);
     case GGUFType::INT16: { int16_t x; std::memcpy(&x, p, 2); return x; }
@@ -245,8 +246,8 @@ int64_t GGUFValue::int_at(uint64_t k) const {
 }
 
 double GGUFValue::float_at(uint64_t k) const {
-  PC_CHECK(is_array() && k < count && scalar_size(elem_type), "[gguf] float_at: not a numeric array element");
-  const uint8_t* p = numbers.data() + k * scalar_size(elem_type);
+  PC_CHECK(is_array() && k < count && gguf_scalar_size(elem_type), "[gguf] float_at: not a numeric array element");
+  const uint8_t* p = numbers.data() + k * gguf_scalar_size(elem_type);
   switch (elem_type) {
     case GGUFType::FLOAT32: { float x; std::memcpy(&x, p, 4); return x; }
     case GGUFType::FLOAT64: { double x; std::memcpy(&x, p, 8); return x; }
@@ -336,8 +337,8 @@ GGUFFile parse_gguf(const std::string& path, const uint8_t* data, size_t size, s
     }
     ti.shape.assign(ti.ne.rbegin(), ti.ne.rend());
     ti.type = r.get<int32_t>(what + " (type)");
-    const GGMLTypeTraits tt = ggml_type_traits(ti.type);
-    PC_CHECK(tt.known, where, ": ", what, " has unknown ggml type id ", ti.type);
+    const GGMLTypeTraits& tt = ggml_type_traits(ti.type);
+    PC_CHECK(tt.known(), where, ": ", what, " has unknown ggml type id ", ti.type);
     ti.type_name = tt.name;
     ti.offset = r.get<uint64_t>(what + " (data offset)");
 
@@ -422,18 +423,19 @@ Tensor gguf_tensor(const GGUFFile& file, size_t index, bool dequantize) {
   DType dt;
   bool direct = true;
   switch (ti.type) {
-    case 0: dt = DType::F32; break;
-    case 1: dt = DType::F16; break;
-    case 30: dt = DType::BF16; break;
-    case 26: dt = DType::I32; break;
-    case 27: dt = DType::I64; break;
+    case GGML_TYPE_F32: dt = DType::F32; break;
+    case GGML_TYPE_F16: dt = DType::F16; break;
+    case GGML_TYPE_BF16: dt = DType::BF16; break;
+    case GGML_TYPE_I32: dt = DType::I32; break;
+    case GGML_TYPE_I64: dt = DType::I64; break;
     default: direct = false; dt = DType::F32; break;
   }
-  const GGMLTypeTraits tt = ggml_type_traits(ti.type);
+  const GGMLTypeTraits& tt = ggml_type_traits(ti.type);
   if (!direct) {
-    PC_CHECK_TYPE(tt.dequantizable, where, " has type ", ti.type_name,
-                  ", which peftcpp cannot load (supported: F32, F16, BF16, I32, I64 and, dequantized to float32, "
-                  "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
+    PC_CHECK_TYPE(tt.dequantizable(), where, " has type ", ti.type_name,
+                  ", which peftcpp cannot load (supported: F32, F16, BF16, I32, I64 and, dequantized to float32, ",
+                  ggml_type_names([](const GGMLTypeTraits& t) { return t.dequantizable() && t.block_size > 1; }),
+                  ")");
     PC_CHECK_TYPE(dequantize, where, " is quantized (", ti.type_name,
                   "); pass dequantize=True for a float32 copy, or read its raw bytes");
   }

@@ -27,6 +27,8 @@ enum class GGUFType : int32_t {
 
 // "UINT8", ..., "FLOAT64" (or "?" for values outside the enum).
 const char* gguf_type_name(GGUFType t);
+// Bytes of one numeric or BOOL value; 0 for STRING, ARRAY and unknown types.
+size_t gguf_scalar_size(GGUFType t);
 
 // One metadata value. Scalars: integers in u (unsigned types, bool) or i
 // (signed types), floats in f, strings in str. Arrays: elem_type and count,

@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"  // FileError
-#include "quant/dequant.h"
+#include "quant/ggml_types.h"
 
 namespace peftcpp {
 
@@ -22,16 +22,6 @@ namespace {
 constexpr size_t kMaxName = 64;  // GGML_MAX_NAME, including the NUL
 
 uint64_t pad_to(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-
-size_t scalar_size(GGUFType t) {
-  switch (t) {
-    case GGUFType::UINT8: case GGUFType::INT8: case GGUFType::BOOL: return 1;
-    case GGUFType::UINT16: case GGUFType::INT16: return 2;
-    case GGUFType::UINT32: case GGUFType::INT32: case GGUFType::FLOAT32: return 4;
-    case GGUFType::UINT64: case GGUFType::INT64: case GGUFType::FLOAT64: return 8;
-    default: return 0;
-  }
-}
 
 // Buffered output to a file descriptor; every failure is a FileError naming
 // the temporary file and the final path.
@@ -102,7 +92,7 @@ void write_value(Out& o, const GGUFValue& v, const std::string& key);
 void write_array_body(Out& o, const GGUFValue& v, const std::string& key) {
   o.put<int32_t>(static_cast<int32_t>(v.elem_type));
   o.put<uint64_t>(v.count);
-  const size_t es = scalar_size(v.elem_type);
+  const size_t es = gguf_scalar_size(v.elem_type);
   if (es) {
     PC_CHECK(v.numbers.size() == v.count * es, "[GGUFWriter] key '", key, "': array holds ", v.numbers.size(),
              " bytes but count ", v.count, " of ", gguf_type_name(v.elem_type), " needs ", v.count * es);
@@ -204,8 +194,8 @@ void GGUFWriter::add_tensor(const std::string& name, int type_id, std::vector<in
   for (const auto& t : tensors_) PC_CHECK(t.name != name, "[GGUFWriter] tensor '", name, "' added twice");
   PC_CHECK(ne.size() >= 1 && ne.size() <= 4, "[GGUFWriter] tensor '", name, "': ", ne.size(),
            " dims; GGUF allows 1 to 4");
-  const GGMLTypeTraits tt = ggml_type_traits(type_id);
-  PC_CHECK(tt.known && tt.block_size > 0 && tt.type_size > 0, "[GGUFWriter] tensor '", name,
+  const GGMLTypeTraits& tt = ggml_type_traits(type_id);
+  PC_CHECK(tt.known() && tt.block_size > 0 && tt.type_size > 0, "[GGUFWriter] tensor '", name,
            "': unknown ggml type id ", type_id);
   uint64_t numel = 1;
   for (int64_t d : ne) {

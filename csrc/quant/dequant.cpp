@@ -19,6 +19,8 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "quant/dequant_impl.h"
+#include "quant/ggml_types.h"
 
 // Products and sums are rounded separately, as in the references (ggml is
 // built without FMA contraction; numpy never contracts): bit-exact results.
@@ -30,6 +32,8 @@
 
 namespace peftcpp {
 
+namespace quant {
+
 namespace {
 
 inline float f16_at(const uint8_t* p) {
@@ -38,7 +42,26 @@ inline float f16_at(const uint8_t* p) {
   return half_to_float(h);
 }
 
-void dq_q4_0(const uint8_t* b, float* y) {
+// Eight 6-bit (scale, min) pairs of Q4_K/Q5_K in 12 bytes: for j < 4 the low
+// 6 bits of bytes j (scale) and j+4 (min); for j >= 4 the nibbles of byte
+// j+4 (scale low, min high) with the top two bits taken from bits 6-7 of
+// bytes j-4 (scale) and j (min).
+inline void scale_min_k4(const uint8_t* s, int j, int* sc, int* mn) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *mn = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// IQ4_NL/IQ4_XS values of the 16 nibbles.
+constexpr int8_t kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+}  // namespace
+
+void dequantize_block_q4_0(const uint8_t* b, float* y) {
   const float d = f16_at(b);
   const uint8_t* qs = b + 2;
   for (int l = 0; l < 16; ++l) {
@@ -47,7 +70,7 @@ void dq_q4_0(const uint8_t* b, float* y) {
   }
 }
 
-void dq_q4_1(const uint8_t* b, float* y) {
+void dequantize_block_q4_1(const uint8_t* b, float* y) {
   const float d = f16_at(b), m = f16_at(b + 2);
   const uint8_t* qs = b + 4;
   for (int l = 0; l < 16; ++l) {
@@ -56,7 +79,7 @@ void dq_q4_1(const uint8_t* b, float* y) {
   }
 }
 
-void dq_q5_0(const uint8_t* b, float* y) {
+void dequantize_block_q5_0(const uint8_t* b, float* y) {
   const float d = f16_at(b);
   uint32_t qh;
   std::memcpy(&qh, b + 2, 4);
@@ -69,7 +92,7 @@ void dq_q5_0(const uint8_t* b, float* y) {
   }
 }
 
-void dq_q5_1(const uint8_t* b, float* y) {
+void dequantize_block_q5_1(const uint8_t* b, float* y) {
   const float d = f16_at(b), m = f16_at(b + 2);
   uint32_t qh;
   std::memcpy(&qh, b + 4, 4);
@@ -82,7 +105,7 @@ void dq_q5_1(const uint8_t* b, float* y) {
   }
 }
 
-void dq_q8_0(const uint8_t* b, float* y) {
+void dequantize_block_q8_0(const uint8_t* b, float* y) {
   const float d = f16_at(b);
   const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
   for (int l = 0; l < 32; ++l) y[l] = static_cast<float>(qs[l]) * d;
@@ -91,7 +114,7 @@ void dq_q8_0(const uint8_t* b, float* y) {
 // Q2_K: element e = 128*h + 32*s + l (h < 2, s < 4, l < 32) is bits 2s..2s+1
 // of qs[32*h + l]; sub-block e/16 has scale (low nibble) and min (high
 // nibble) in scales[e/16]: x = (d*sc)*q - dmin*mn.
-void dq_q2_k(const uint8_t* b, float* y) {
+void dequantize_block_q2_k(const uint8_t* b, float* y) {
   const uint8_t* scales = b;
   const uint8_t* qs = b + 16;
   const float d = f16_at(b + 80), dmin = f16_at(b + 82);
@@ -113,7 +136,7 @@ void dq_q2_k(const uint8_t* b, float* y) {
 // *set* meaning no offset: q = low - (hbit ? 0 : 4). Sixteen 6-bit scales:
 // low 4 bits in nibble j/8 of scales[j%8], high 2 bits at bit 2*(j/4) of
 // scales[8 + j%4]; x = (d*(sc-32))*q.
-void dq_q3_k(const uint8_t* b, float* y) {
+void dequantize_block_q3_k(const uint8_t* b, float* y) {
   const uint8_t* hmask = b;
   const uint8_t* qs = b + 32;
   const uint8_t* sc = b + 96;
@@ -134,23 +157,9 @@ void dq_q3_k(const uint8_t* b, float* y) {
       }
 }
 
-// Eight 6-bit (scale, min) pairs of Q4_K/Q5_K in 12 bytes: for j < 4 the low
-// 6 bits of bytes j (scale) and j+4 (min); for j >= 4 the nibbles of byte
-// j+4 (scale low, min high) with the top two bits taken from bits 6-7 of
-// bytes j-4 (scale) and j (min).
-inline void scale_min_k4(const uint8_t* s, int j, int* sc, int* mn) {
-  if (j < 4) {
-    *sc = s[j] & 63;
-    *mn = s[j + 4] & 63;
-  } else {
-    *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 // Q4_K: element e = 64*c + 32*s + l is nibble s of qs[32*c + l]; sub-block
 // j = e/32: x = (d*sc_j)*q - dmin*mn_j.
-void dq_q4_k(const uint8_t* b, float* y) {
+void dequantize_block_q4_k(const uint8_t* b, float* y) {
   const float d = f16_at(b), dmin = f16_at(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qs = b + 16;
@@ -167,7 +176,7 @@ void dq_q4_k(const uint8_t* b, float* y) {
 }
 
 // Q5_K: Q4_K plus a fifth bit: bit e/32 of qh[e%32].
-void dq_q5_k(const uint8_t* b, float* y) {
+void dequantize_block_q5_k(const uint8_t* b, float* y) {
   const float d = f16_at(b), dmin = f16_at(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
@@ -187,7 +196,7 @@ void dq_q5_k(const uint8_t* b, float* y) {
 // Q6_K: element e = 128*h + 64*s + m (m < 64) has low nibble s of
 // ql[64*h + m]; with e = 128*h + 32*t + l (l < 32) its high two bits are
 // bits 2t..2t+1 of qh[32*h + l]. x = (d*scales[e/16])*(q - 32).
-void dq_q6_k(const uint8_t* b, float* y) {
+void dequantize_block_q6_k(const uint8_t* b, float* y) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
@@ -207,9 +216,7 @@ void dq_q6_k(const uint8_t* b, float* y) {
 
 // IQ4_NL (32, 18): f16 d | u8 qs[16], nibbles as in Q4_0, each an index
 // into a fixed non-linear table: x = d * kIQ4NL[nib].
-constexpr int8_t kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-void dq_iq4_nl(const uint8_t* b, float* y) {
+void dequantize_block_iq4_nl(const uint8_t* b, float* y) {
   const float d = f16_at(b);
   const uint8_t* qs = b + 2;
   for (int l = 0; l < 16; ++l) {
@@ -222,7 +229,7 @@ void dq_iq4_nl(const uint8_t* b, float* y) {
 // Sub-block j (32 elements) has the 6-bit scale nibble j%2 of scales_l[j/2]
 // | bits 2j..2j+1 of scales_h << 4, minus 32; element 32j + 16s + l is
 // nibble s of qs[16j + l]: x = (d*ls) * kIQ4NL[nib].
-void dq_iq4_xs(const uint8_t* b, float* y) {
+void dequantize_block_iq4_xs(const uint8_t* b, float* y) {
   const float d = f16_at(b);
   uint16_t sh;
   std::memcpy(&sh, b + 2, 2);
@@ -238,79 +245,23 @@ void dq_iq4_xs(const uint8_t* b, float* y) {
   }
 }
 
-void dq_f32(const uint8_t* b, float* y) { std::memcpy(y, b, 4); }
-void dq_f16(const uint8_t* b, float* y) { *y = f16_at(b); }
-void dq_bf16(const uint8_t* b, float* y) {
+void dequantize_block_f32(const uint8_t* b, float* y) { std::memcpy(y, b, 4); }
+void dequantize_block_f16(const uint8_t* b, float* y) { *y = f16_at(b); }
+void dequantize_block_bf16(const uint8_t* b, float* y) {
   uint16_t h;
   std::memcpy(&h, b, 2);
   *y = bf16_to_float(h);
 }
 
-using BlockFn = void (*)(const uint8_t*, float*);
-
-struct Entry {
-  int id;
-  const char* name;
-  int64_t block_size, type_size;
-  BlockFn fn;  // nullptr: known, not dequantizable
-};
-
-// Every type id ggml defines (ggml.h enum ggml_type; removed ids 4, 5, 31-33
-// and 36-38 are unknown), with the geometry of gguf's GGML_QUANT_SIZES.
-constexpr Entry kTypes[] = {
-    {0, "F32", 1, 4, dq_f32},         {1, "F16", 1, 2, dq_f16},
-    {2, "Q4_0", 32, 18, dq_q4_0},     {3, "Q4_1", 32, 20, dq_q4_1},
-    {6, "Q5_0", 32, 22, dq_q5_0},     {7, "Q5_1", 32, 24, dq_q5_1},
-    {8, "Q8_0", 32, 34, dq_q8_0},     {9, "Q8_1", 32, 40, nullptr},
-    {10, "Q2_K", 256, 84, dq_q2_k},   {11, "Q3_K", 256, 110, dq_q3_k},
-    {12, "Q4_K", 256, 144, dq_q4_k},  {13, "Q5_K", 256, 176, dq_q5_k},
-    {14, "Q6_K", 256, 210, dq_q6_k},  {15, "Q8_K", 256, 292, nullptr},
-    {16, "IQ2_XXS", 256, 66, nullptr}, {17, "IQ2_XS", 256, 74, nullptr},
-    {18, "IQ3_XXS", 256, 98, nullptr}, {19, "IQ1_S", 256, 50, nullptr},
-    {20, "IQ4_NL", 32, 18, dq_iq4_nl},  {21, "IQ3_S", 256, 110, nullptr},
-    {22, "IQ2_S", 256, 82, nullptr},  {23, "IQ4_XS", 256, 136, dq_iq4_xs},
-    {24, "I8", 1, 1, nullptr},        {25, "I16", 1, 2, nullptr},
-    {26, "I32", 1, 4, nullptr},       {27, "I64", 1, 8, nullptr},
-    {28, "F64", 1, 8, nullptr},       {29, "IQ1_M", 256, 56, nullptr},
-    {30, "BF16", 1, 2, dq_bf16},      {34, "TQ1_0", 256, 54, nullptr},
-    {35, "TQ2_0", 256, 66, nullptr},  {39, "MXFP4", 32, 17, nullptr},
-    {40, "NVFP4", 64, 36, nullptr},   {41, "Q1_0", 128, 18, nullptr},
-};
-
-const Entry* find_type(int64_t id) {
-  for (const Entry& e : kTypes)
-    if (e.id == id) return &e;
-  return nullptr;
-}
-
-}  // namespace
-
-GGMLTypeTraits ggml_type_traits(int64_t type_id) {
-  GGMLTypeTraits t;
-  const Entry* e = find_type(type_id);
-  if (!e) return t;
-  t.name = e->name;
-  t.block_size = e->block_size;
-  t.type_size = e->type_size;
-  t.known = true;
-  t.dequantizable = e->fn != nullptr;
-  return t;
-}
-
-int ggml_type_from_name(const char* name) {
-  for (const Entry& e : kTypes)
-    if (std::strcmp(e.name, name) == 0) return e.id;
-  return -1;
-}
+}  // namespace quant
 
 void dequantize_blocks(int type_id, const void* src, float* dst, int64_t n_blocks) {
-  const Entry* e = find_type(type_id);
-  PC_CHECK_TYPE(e && e->fn, "[dequantize] ggml type ", e ? e->name : "id " + std::to_string(type_id),
-                " cannot be dequantized (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
-                "Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
-  const BlockFn fn = e->fn;
+  const GGMLTypeTraits& t = ggml_type_traits(type_id);
+  PC_CHECK_TYPE(t.dequantizable(), "[dequantize] ggml type ", t.known() ? t.name : "id " + std::to_string(type_id),
+                " cannot be dequantized (supported: ", ggml_type_names(&GGMLTypeTraits::dequantizable), ")");
+  const ToFloatFn fn = t.to_float;
   const uint8_t* s = static_cast<const uint8_t*>(src);
-  const int64_t bs = e->block_size, ts = e->type_size;
+  const int64_t bs = t.block_size, ts = t.type_size;
   // Worth a parallel region only past ~64K elements.
   const bool par = n_blocks * bs > 65536;
 #pragma omp parallel for if (par) schedule(static)

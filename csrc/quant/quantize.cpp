@@ -1,6 +1,7 @@
-// quantize_rows(): type dispatch, the plain F32/F16/BF16 conversions, and
-// the split of rows over OpenMP threads. The block quantizers live in
-// quantize_legacy.cpp and quantize_kquants.cpp.
+// quantize_rows(): the plain F32/F16/BF16 conversions and the split of rows
+// over OpenMP threads; each type's row quantizer comes from the ggml type
+// table. The block quantizers live in quantize_legacy.cpp and
+// quantize_kquants.cpp.
 #include "quant/quantize.h"
 
 #include <omp.h>
@@ -9,26 +10,22 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "quant/dequant.h"
+#include "quant/ggml_types.h"
 #include "quant/quantize_impl.h"
 
 namespace peftcpp {
 
-namespace {
+namespace quant {
 
-using RowFn = void (*)(const float*, uint8_t*, int64_t);
+void quantize_row_f32(const float* x, uint8_t* y, int64_t k) { std::memcpy(y, x, static_cast<size_t>(k) * 4); }
 
-enum : int { F32 = 0, F16 = 1, BF16 = 30 };
-
-void row_f32(const float* x, uint8_t* y, int64_t k) { std::memcpy(y, x, static_cast<size_t>(k) * 4); }
-
-void row_f16(const float* x, uint8_t* y, int64_t k) {
-  for (int64_t i = 0; i < k; ++i) quant::store_f16(y + 2 * i, x[i]);
+void quantize_row_f16(const float* x, uint8_t* y, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) store_f16(y + 2 * i, x[i]);
 }
 
 // ggml_compute_fp32_to_bf16: round to nearest even; NaN keeps its top bits
 // and is made quiet (no rounding carry into the exponent).
-void row_bf16(const float* x, uint8_t* y, int64_t k) {
+void quantize_row_bf16(const float* x, uint8_t* y, int64_t k) {
   for (int64_t i = 0; i < k; ++i) {
     uint32_t u;
     std::memcpy(&u, &x[i], 4);
@@ -41,38 +38,14 @@ void row_bf16(const float* x, uint8_t* y, int64_t k) {
   }
 }
 
-RowFn row_fn(int type_id) {
-  switch (type_id) {
-    case F32: return row_f32;
-    case F16: return row_f16;
-    case BF16: return row_bf16;
-    case 2: return quant::quantize_row_q4_0;
-    case 3: return quant::quantize_row_q4_1;
-    case 6: return quant::quantize_row_q5_0;
-    case 7: return quant::quantize_row_q5_1;
-    case 8: return quant::quantize_row_q8_0;
-    case 10: return quant::quantize_row_q2_k;
-    case 11: return quant::quantize_row_q3_k;
-    case 12: return quant::quantize_row_q4_k;
-    case 13: return quant::quantize_row_q5_k;
-    case 14: return quant::quantize_row_q6_k;
-    default: return nullptr;
-  }
-}
+}  // namespace quant
 
-const char* type_name(int type_id) {
-  const GGMLTypeTraits t = ggml_type_traits(type_id);
-  return t.known ? t.name : "unknown";
-}
-
-}  // namespace
-
-bool can_quantize(int type_id) { return row_fn(type_id) != nullptr; }
+bool can_quantize(int type_id) { return ggml_type_traits(type_id).quantizable(); }
 
 size_t quantized_row_bytes(int type_id, int64_t n_per_row) {
-  PC_CHECK(can_quantize(type_id), "[quantize] cannot quantize to ggml type ", type_name(type_id), " (id ", type_id,
-           ")");
-  const GGMLTypeTraits t = ggml_type_traits(type_id);
+  const GGMLTypeTraits& t = ggml_type_traits(type_id);
+  PC_CHECK(t.quantizable(), "[quantize] cannot quantize to ggml type ", t.known() ? t.name : "unknown", " (id ",
+           type_id, ")");
   PC_CHECK(n_per_row >= 0 && n_per_row % t.block_size == 0, "[quantize] ", t.name, " needs rows whose length is a ",
            "multiple of its block size ", t.block_size, ", got a row of ", n_per_row, " elements");
   return static_cast<size_t>(n_per_row / t.block_size * t.type_size);
@@ -82,7 +55,7 @@ void quantize_rows(int type_id, const float* src, void* dst, int64_t nrows, int6
   const size_t row_bytes = quantized_row_bytes(type_id, n_per_row);  // validates type and row length
   PC_CHECK(nrows >= 0, "[quantize] negative row count ", nrows);
   if (nrows == 0 || n_per_row == 0) return;
-  const RowFn fn = row_fn(type_id);
+  const FromFloatFn fn = ggml_type_traits(type_id).from_float_ref;
   uint8_t* out = static_cast<uint8_t*>(dst);
   int nt = nthreads > 0 ? nthreads : get_num_threads();
   if (nt > nrows) nt = static_cast<int>(nrows);

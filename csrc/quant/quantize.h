@@ -11,8 +11,9 @@
 
 namespace peftcpp {
 
-// Types quantize_rows can produce: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K,
-// Q4_K, Q5_K, Q6_K, and the plain conversions F32, F16, BF16.
+// Whether quantize_rows can produce the type (its ggml type table row has a
+// from_float_ref): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K,
+// Q6_K, and the plain conversions F32, F16, BF16.
 bool can_quantize(int type_id);
 
 // Bytes of one row of n_per_row elements of this type. Throws ValueError

@@ -1,5 +1,5 @@
-// Internal to csrc/quant/quantize*.cpp: the per-type row quantizers that
-// quantize_rows() dispatches to, and the scalar primitives they share.
+// Internal to csrc/quant: the per-type row quantizers that the ggml type
+// table (quant/ggml_types.cpp) points to, and the scalar primitives they share.
 // Every function here must reproduce ggml's float32 arithmetic step by step
 // (these files are compiled with -ffp-contract=off).
 #pragma once
@@ -44,6 +44,9 @@ inline float load_f16(const uint8_t* p) {
 }
 
 // Row quantizers: k floats (a multiple of the block size) -> k/block blocks.
+void quantize_row_f32(const float* x, uint8_t* y, int64_t k);
+void quantize_row_f16(const float* x, uint8_t* y, int64_t k);
+void quantize_row_bf16(const float* x, uint8_t* y, int64_t k);
 void quantize_row_q4_0(const float* x, uint8_t* y, int64_t k);
 void quantize_row_q4_1(const float* x, uint8_t* y, int64_t k);
 void quantize_row_q5_0(const float* x, uint8_t* y, int64_t k);

@@ -16,13 +16,12 @@
 #include "core/parallel.h"
 #include "io/gguf_writer.h"
 #include "quant/dequant.h"
+#include "quant/ggml_types.h"
 #include "quant/quantize.h"
 
 namespace peftcpp {
 
 namespace {
-
-constexpr int kF32 = 0, kF16 = 1;
 
 // Integer metadata value (any integer type; arrays: element 0, as llama.cpp
 // reads per-layer hparams), or fallback when absent.
@@ -56,7 +55,7 @@ std::string meta_str(const GGUFFile& f, const std::string& key) {
 }
 
 int64_t row_bytes(int type, int64_t n_per_row) {
-  const auto tr = ggml_type_traits(type);
+  const GGMLTypeTraits& tr = ggml_type_traits(type);
   return n_per_row / tr.block_size * tr.type_size;
 }
 
@@ -70,9 +69,9 @@ void f16_to_f32(const uint8_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
-  if (i < n) dequantize_blocks(/*F16*/ 1, src + 2 * i, dst + i, n - i);
+  if (i < n) dequantize_blocks(GGML_TYPE_F16, src + 2 * i, dst + i, n - i);
 #else
-  dequantize_blocks(/*F16*/ 1, src, dst, n);
+  dequantize_blocks(GGML_TYPE_F16, src, dst, n);
 #endif
 }  // per-thread float32 staging rows
 
@@ -89,7 +88,7 @@ void convert_rows(const uint8_t* src, int src_type, uint8_t* dst, int dst_type, 
   const int64_t rows_per_chunk = std::max<int64_t>(1, 32768 / n_per_row);
   const int64_t nchunks = (nrows + rows_per_chunk - 1) / rows_per_chunk;
   // float32 input read in place when it is 4-byte aligned (it is in any GGUF with alignment >= 4).
-  const bool direct = src_type == kF32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0;
+  const bool direct = src_type == GGML_TYPE_F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0;
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, nchunks)));
   const int64_t src_block_bytes = ggml_type_traits(src_type).type_size;
 
@@ -114,7 +113,7 @@ void convert_rows(const uint8_t* src, int src_type, uint8_t* dst, int dst_type, 
           // Pieces of at most 64K values stay under dequantize_blocks' own
           // OpenMP threshold: no nested thread teams, nthreads is the real count.
           const int64_t n_blocks = nr * n_per_row / src_block, piece = 65536 / src_block;
-          if (src_type == kF16) f16_to_f32(src + r0 * src_row, buf.data(), n_blocks);
+          if (src_type == GGML_TYPE_F16) f16_to_f32(src + r0 * src_row, buf.data(), n_blocks);
           else for (int64_t b = 0; b < n_blocks; b += piece)
             dequantize_blocks(src_type, src + r0 * src_row + b * src_block_bytes, buf.data() + b * src_block,
                               std::min(piece, n_blocks - b));
@@ -175,8 +174,7 @@ std::vector<TensorPlan> plan_gguf_quantization(const GGUFFile& f, int ftype) {
     const auto& t = f.tensors[order[k]];
     const int dst = types[k];
     if (dst != t.type) {
-      const auto st = ggml_type_traits(t.type);
-      PC_CHECK_TYPE(st.dequantizable, "[quantize] ", f.path, ": tensor ", t.name, " has type ", t.type_name,
+      PC_CHECK_TYPE(ggml_type_traits(t.type).dequantizable(), "[quantize] ", f.path, ": tensor ", t.name, " has type ", t.type_name,
                     ", which cannot be converted to ", ggml_type_traits(dst).name);
       PC_CHECK_TYPE(can_quantize(dst), "[quantize] tensor ", t.name, ": cannot produce type ",
                     ggml_type_traits(dst).name);

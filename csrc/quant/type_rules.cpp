@@ -6,34 +6,26 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "quant/dequant.h"
+#include "quant/ggml_types.h"
 
 namespace peftcpp {
 
 namespace {
 
-// ggml type ids.
-enum : int {
-  T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
-  T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30,
+// llama_ftype_get_default_type for the supported file types, in id order.
+const std::vector<LlamaFileType> kFtypes = {
+    {"F32", FTYPE_F32, GGML_TYPE_F32},       {"F16", FTYPE_F16, GGML_TYPE_F16},
+    {"Q4_0", FTYPE_Q4_0, GGML_TYPE_Q4_0},    {"Q4_1", FTYPE_Q4_1, GGML_TYPE_Q4_1},
+    {"Q8_0", FTYPE_Q8_0, GGML_TYPE_Q8_0},    {"Q5_0", FTYPE_Q5_0, GGML_TYPE_Q5_0},
+    {"Q5_1", FTYPE_Q5_1, GGML_TYPE_Q5_1},    {"Q2_K", FTYPE_Q2_K, GGML_TYPE_Q2_K},
+    {"Q3_K_S", FTYPE_Q3_K_S, GGML_TYPE_Q3_K}, {"Q3_K_M", FTYPE_Q3_K_M, GGML_TYPE_Q3_K},
+    {"Q3_K_L", FTYPE_Q3_K_L, GGML_TYPE_Q3_K}, {"Q4_K_S", FTYPE_Q4_K_S, GGML_TYPE_Q4_K},
+    {"Q4_K_M", FTYPE_Q4_K_M, GGML_TYPE_Q4_K}, {"Q5_K_S", FTYPE_Q5_K_S, GGML_TYPE_Q5_K},
+    {"Q5_K_M", FTYPE_Q5_K_M, GGML_TYPE_Q5_K}, {"Q6_K", FTYPE_Q6_K, GGML_TYPE_Q6_K},
+    {"BF16", FTYPE_BF16, GGML_TYPE_BF16},
 };
 
-struct FtypeEntry {
-  const char* name;
-  int id;
-  int default_type;
-};
-
-constexpr FtypeEntry kFtypes[] = {
-    {"F32", FTYPE_F32, T_F32},         {"F16", FTYPE_F16, T_F16},         {"Q4_0", FTYPE_Q4_0, T_Q4_0},
-    {"Q4_1", FTYPE_Q4_1, T_Q4_1},      {"Q8_0", FTYPE_Q8_0, T_Q8_0},      {"Q5_0", FTYPE_Q5_0, T_Q5_0},
-    {"Q5_1", FTYPE_Q5_1, T_Q5_1},      {"Q2_K", FTYPE_Q2_K, T_Q2_K},      {"Q3_K_S", FTYPE_Q3_K_S, T_Q3_K},
-    {"Q3_K_M", FTYPE_Q3_K_M, T_Q3_K},  {"Q3_K_L", FTYPE_Q3_K_L, T_Q3_K},  {"Q4_K_S", FTYPE_Q4_K_S, T_Q4_K},
-    {"Q4_K_M", FTYPE_Q4_K_M, T_Q4_K},  {"Q5_K_S", FTYPE_Q5_K_S, T_Q5_K},  {"Q5_K_M", FTYPE_Q5_K_M, T_Q5_K},
-    {"Q6_K", FTYPE_Q6_K, T_Q6_K},      {"BF16", FTYPE_BF16, T_BF16},
-};
-
-const FtypeEntry& ftype_entry(int ftype) {
+const LlamaFileType& ftype_entry(int ftype) {
   for (const auto& e : kFtypes)
     if (e.id == ftype) return e;
   std::string valid;
@@ -44,11 +36,11 @@ const FtypeEntry& ftype_entry(int ftype) {
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
-bool is_quantized(int type) { return type != T_F32 && type != T_F16 && type != T_BF16; }
+bool is_quantized(int type) { return type != GGML_TYPE_F32 && type != GGML_TYPE_F16 && type != GGML_TYPE_BF16; }
 
 int64_t block_size(int type) {
-  const auto tr = ggml_type_traits(type);
-  return tr.known ? tr.block_size : 1;
+  const GGMLTypeTraits& tr = ggml_type_traits(type);
+  return tr.known() ? tr.block_size : 1;
 }
 
 enum class Cat { OUTPUT, TOKEN_EMBD, ATTN_QKV, ATTN_KV_B, ATTN_V, ATTN_K, ATTN_Q, ATTN_OUTPUT, FFN_UP, FFN_GATE, FFN_DOWN, OTHER };
@@ -92,18 +84,14 @@ int ftype_from_name(const std::string& name) {
   for (const auto& e : kFtypes)
     if (up == e.name) return e.id;
   std::string valid;
-  for (const auto& n : ftype_names()) valid += (valid.empty() ? "" : ", ") + n;
+  for (const auto& e : kFtypes) valid += std::string(valid.empty() ? "" : ", ") + e.name;
   PC_CHECK(false, "[quantize] unknown file type '", name, "'; valid: ", valid);
   return -1;
 }
 
 const char* ftype_name(int ftype) { return ftype_entry(ftype).name; }
 
-std::vector<std::string> ftype_names() {
-  std::vector<std::string> out;
-  for (const auto& e : kFtypes) out.emplace_back(e.name);
-  return out;
-}
+const std::vector<LlamaFileType>& llama_file_types() { return kFtypes; }
 
 int ftype_default_type(int ftype) { return ftype_entry(ftype).default_type; }
 
@@ -168,14 +156,14 @@ int fallback_type(int type, int64_t ne0) {
   if (ne0 % bs == 0) return type;
   int out = type;
   switch (type) {
-    case T_Q2_K: case T_Q3_K: out = T_Q4_0; break;
-    case T_Q4_K: out = T_Q5_0; break;
-    case T_Q5_K: out = T_Q5_1; break;
-    case T_Q6_K: out = T_Q8_0; break;
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: out = GGML_TYPE_Q4_0; break;
+    case GGML_TYPE_Q4_K: out = GGML_TYPE_Q5_0; break;
+    case GGML_TYPE_Q5_K: out = GGML_TYPE_Q5_1; break;
+    case GGML_TYPE_Q6_K: out = GGML_TYPE_Q8_0; break;
     default:
       PC_CHECK(bs <= 32, "[quantize] no fallback type for ", ggml_type_traits(type).name, " with row length ", ne0);
   }
-  if (ne0 % block_size(out) != 0) out = T_F16;
+  if (ne0 % block_size(out) != 0) out = GGML_TYPE_F16;
   return out;
 }
 
@@ -186,8 +174,8 @@ int rule_type(QuantPlanState& st, const QuantModelInfo& m, int ftype, const Quan
   const bool falcon = m.arch == "falcon";
   if (cat == Cat::OUTPUT || (st.has_tied_embeddings && cat == Cat::TOKEN_EMBD)) {
     // The output projection is the most sensitive matrix: at least Q6_K.
-    if (falcon || t.ne[0] % block_size(type) != 0) return T_Q8_0;
-    return type != T_Q8_0 ? T_Q6_K : type;
+    if (falcon || t.ne[0] % block_size(type) != 0) return GGML_TYPE_Q8_0;
+    return type != GGML_TYPE_Q8_0 ? GGML_TYPE_Q6_K : type;
   }
   if (cat == Cat::TOKEN_EMBD) return type;
 
@@ -202,38 +190,39 @@ int rule_type(QuantPlanState& st, const QuantModelInfo& m, int ftype, const Quan
 
   if (is_attn_v_like(cat)) {
     const int i = st.i_attention_wv, n = st.n_attention_wv;
-    if (ftype == FTYPE_Q2_K) type = m.n_gqa() >= 4 ? T_Q4_K : T_Q3_K;
-    else if (ftype == FTYPE_Q3_K_M) type = i < 2 ? T_Q5_K : T_Q4_K;
-    else if (ftype == FTYPE_Q3_K_L) type = T_Q5_K;
-    else if ((ftype == FTYPE_Q4_K_M || ftype == FTYPE_Q5_K_M) && use_more_bits(i, n)) type = T_Q6_K;
-    else if (ftype == FTYPE_Q4_K_S && i < 4) type = T_Q5_K;
-    if (m.is_70b() && (type == T_Q3_K || type == T_Q4_K)) type = T_Q5_K;
-    if (m.n_expert == 8) type = T_Q8_0;
+    if (ftype == FTYPE_Q2_K) type = m.n_gqa() >= 4 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
+    else if (ftype == FTYPE_Q3_K_M) type = i < 2 ? GGML_TYPE_Q5_K : GGML_TYPE_Q4_K;
+    else if (ftype == FTYPE_Q3_K_L) type = GGML_TYPE_Q5_K;
+    else if ((ftype == FTYPE_Q4_K_M || ftype == FTYPE_Q5_K_M) && use_more_bits(i, n)) type = GGML_TYPE_Q6_K;
+    else if (ftype == FTYPE_Q4_K_S && i < 4) type = GGML_TYPE_Q5_K;
+    if (m.is_70b() && (type == GGML_TYPE_Q3_K || type == GGML_TYPE_Q4_K)) type = GGML_TYPE_Q5_K;
+    if (m.n_expert == 8) type = GGML_TYPE_Q8_0;
     ++st.i_attention_wv;
   } else if (cat == Cat::ATTN_K) {
-    if (m.n_expert == 8) type = T_Q8_0;
+    if (m.n_expert == 8) type = GGML_TYPE_Q8_0;
   } else if (cat == Cat::FFN_DOWN) {
     const int i = layer_of(st.i_ffn_down), n = st.n_ffn_down;
-    if (ftype == FTYPE_Q2_K) type = T_Q3_K;
-    else if (ftype == FTYPE_Q3_K_M) type = i < n / 16 ? T_Q5_K : (!falcon || use_more_bits(i, n)) ? T_Q4_K : T_Q3_K;
-    else if (ftype == FTYPE_Q3_K_L) type = falcon ? T_Q4_K : T_Q5_K;
+    if (ftype == FTYPE_Q2_K) type = GGML_TYPE_Q3_K;
+    else if (ftype == FTYPE_Q3_K_M)
+      type = i < n / 16 ? GGML_TYPE_Q5_K : (!falcon || use_more_bits(i, n)) ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
+    else if (ftype == FTYPE_Q3_K_L) type = falcon ? GGML_TYPE_Q4_K : GGML_TYPE_Q5_K;
     else if (ftype == FTYPE_Q4_K_M) {
-      if (falcon) type = i < n / 16 ? T_Q6_K : use_more_bits(i, n) ? T_Q5_K : T_Q4_K;
-      else if (use_more_bits(i, n)) type = T_Q6_K;
-    } else if (ftype == FTYPE_Q5_K_M && use_more_bits(i, n)) type = T_Q6_K;
-    else if (ftype == FTYPE_Q4_K_S && !falcon && i < n / 8) type = T_Q5_K;
+      if (falcon) type = i < n / 16 ? GGML_TYPE_Q6_K : use_more_bits(i, n) ? GGML_TYPE_Q5_K : GGML_TYPE_Q4_K;
+      else if (use_more_bits(i, n)) type = GGML_TYPE_Q6_K;
+    } else if (ftype == FTYPE_Q5_K_M && use_more_bits(i, n)) type = GGML_TYPE_Q6_K;
+    else if (ftype == FTYPE_Q4_K_S && !falcon && i < n / 8) type = GGML_TYPE_Q5_K;
     ++st.i_ffn_down;
   } else if (cat == Cat::ATTN_OUTPUT) {
     if (!falcon) {
       if (m.n_expert == 8) {
         if (ftype == FTYPE_Q2_K || ftype == FTYPE_Q3_K_S || ftype == FTYPE_Q3_K_M || ftype == FTYPE_Q4_K_S ||
             ftype == FTYPE_Q4_K_M)
-          type = T_Q5_K;
-      } else if (ftype == FTYPE_Q2_K) type = T_Q3_K;
-      else if (ftype == FTYPE_Q3_K_M) type = T_Q4_K;
-      else if (ftype == FTYPE_Q3_K_L) type = T_Q5_K;
+          type = GGML_TYPE_Q5_K;
+      } else if (ftype == FTYPE_Q2_K) type = GGML_TYPE_Q3_K;
+      else if (ftype == FTYPE_Q3_K_M) type = GGML_TYPE_Q4_K;
+      else if (ftype == FTYPE_Q3_K_L) type = GGML_TYPE_Q5_K;
     } else if (ftype == FTYPE_Q3_K_L) {
-      type = T_Q4_K;
+      type = GGML_TYPE_Q4_K;
     }
   }
   // (attn_qkv is attn_v-like, so llama.cpp's separate attn_qkv branch never runs.)

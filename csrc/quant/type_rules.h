@@ -23,8 +23,15 @@ enum LlamaFtype : int {
 int ftype_from_name(const std::string& name);
 // 15 -> "Q4_K_M". Throws ValueError for an unsupported id.
 const char* ftype_name(int ftype);
-// Supported names, in id order.
-std::vector<std::string> ftype_names();
+// One supported file type: its name, llama_ftype id and the ggml type most
+// tensors get (llama_ftype_get_default_type).
+struct LlamaFileType {
+  const char* name;
+  int id;
+  int default_type;
+};
+// Every supported file type, in id order.
+const std::vector<LlamaFileType>& llama_file_types();
 // The ggml type most tensors get (llama_ftype_get_default_type).
 int ftype_default_type(int ftype);
 

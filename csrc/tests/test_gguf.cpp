@@ -295,9 +295,9 @@ TEST(GgufDequant, TypeTable) {
   EXPECT_EQ(ggml_type_traits(12).block_size, 256);
   EXPECT_EQ(ggml_type_traits(12).type_size, 144);
   EXPECT_STREQ(ggml_type_traits(14).name, "Q6_K");
-  EXPECT_FALSE(ggml_type_traits(4).known);
-  EXPECT_FALSE(ggml_type_traits(-1).known);
-  EXPECT_FALSE(ggml_type_traits(1000).known);
+  EXPECT_FALSE(ggml_type_traits(4).known());
+  EXPECT_FALSE(ggml_type_traits(-1).known());
+  EXPECT_FALSE(ggml_type_traits(1000).known());
   EXPECT_EQ(ggml_type_from_name("BF16"), 30);
   EXPECT_EQ(ggml_type_from_name("nope"), -1);
 }

@@ -11,15 +11,17 @@
 #include <string>
 #include <vector>
 
-#include "quant/dequant.h"
+#include "quant/ggml_types.h"
 #include "quant/type_rules.h"
 
 using namespace peftcpp;
 
 namespace {
 
-const int F16 = 1, Q4_0 = 2, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13,
-          Q6_K = 14;
+// Short names for the expectations below.
+constexpr int F16 = GGML_TYPE_F16, Q4_0 = GGML_TYPE_Q4_0, Q5_0 = GGML_TYPE_Q5_0, Q5_1 = GGML_TYPE_Q5_1,
+              Q8_0 = GGML_TYPE_Q8_0, Q2_K = GGML_TYPE_Q2_K, Q3_K = GGML_TYPE_Q3_K, Q4_K = GGML_TYPE_Q4_K,
+              Q5_K = GGML_TYPE_Q5_K, Q6_K = GGML_TYPE_Q6_K;
 
 // A llama-like model's tensors in llama.cpp's order.
 std::vector<QuantTensorDesc> llama_tensors(int n_layer, int64_t hidden, int64_t n_ff, int64_t kv_dim, bool tied) {

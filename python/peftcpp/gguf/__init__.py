@@ -7,8 +7,8 @@
     write_modelfile("my-model.Q4_K_M.gguf", chat_template)
     import_gguf("model.Q4_1.gguf", "hf-folder/")        # GGUF -> Hugging Face folder
 
-``convert`` and ``quantize`` are both submodules and functions: the names are
-bound to the functions here, after the submodules are imported.
+``convert`` is both a submodule and a function: the name is bound to the
+function here, after the submodule is imported.
 """
 from .reader import GGUFFile, TensorInfo
 from .vocab import vocab_metadata, detect_pre_tokenizer
@@ -17,8 +17,8 @@ from .import_model import import_gguf, gguf_model_path
 from .convert import convert, SUPPORTED_ARCHS
 from .adapter import export_adapter
 from .modelfile import write_modelfile, modelfile_text
-from .quants import quantize_tensor, dequantize_tensor
-from .quantize import quantize
+from .tensor_quantization import quantize_tensor, dequantize_tensor
+from .file_quantization import quantize
 
 __all__ = ["GGUFFile", "TensorInfo", "vocab_metadata", "detect_pre_tokenizer", "convert", "GGUFExportError", "GGUFImportError",
            "import_gguf", "gguf_model_path",

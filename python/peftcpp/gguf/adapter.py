@@ -25,9 +25,9 @@ import re
 
 import numpy as np
 
-from .convert import (_OUTTYPES, CheckpointTensor, gguf_arch, load_config, progress_callback, read_safetensors,
-                      tensor_type_for)
+from .convert import OUTTYPES, CheckpointTensor, gguf_arch, load_config, read_safetensors, tensor_type_for
 from .names import GGUFExportError, gguf_tensor_name, permute_qk
+from .progress import progress_callback
 
 __all__ = ["export_adapter"]
 
@@ -66,9 +66,9 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
 
     adapter_dir = os.fspath(adapter_dir)
     out_file = os.fspath(out_file)
-    if outtype.lower() not in _OUTTYPES:
-        raise GGUFExportError(f"outtype '{outtype}' is not supported (choose from {', '.join(_OUTTYPES)})")
-    qtype = _OUTTYPES[outtype.lower()]
+    if outtype.lower() not in OUTTYPES:
+        raise GGUFExportError(f"outtype '{outtype}' is not supported (choose from {', '.join(OUTTYPES)})")
+    qtype = OUTTYPES[outtype.lower()]
     out_dir = os.path.dirname(os.path.abspath(out_file))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"cannot write '{out_file}': folder '{out_dir}' does not exist")

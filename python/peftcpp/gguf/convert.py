@@ -25,19 +25,20 @@ import json
 import os
 import re
 import struct
-import sys
 import tempfile
 import warnings
 
 import numpy as np
 
+from .file_quantization import FILE_TYPES
 from .import_model import llama3_rope_factors
 from .names import GGUFExportError, gguf_tensor_name, permute_qk
+from .progress import progress_callback
 from .vocab import vocab_metadata
 
 __all__ = ["convert", "SUPPORTED_ARCHS", "GGUFExportError", "permute_qk", "gguf_arch", "plan_model_tensors",
            "model_metadata", "load_checkpoint", "tensor_type_for",
-           "CheckpointTensor", "read_safetensors", "load_config", "progress_callback"]
+           "CheckpointTensor", "read_safetensors", "load_config", "OUTTYPES"]
 
 # config.json model_type -> GGUF architecture
 _ARCH_OF = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma3_text": "gemma3",
@@ -47,9 +48,8 @@ _ARCH_OF = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qw
 _LLAMA_LIKE = ("llama", "smollm3")
 SUPPORTED_ARCHS = tuple(_ARCH_OF)
 
-_OUTTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}
-# LLAMA_FTYPE_* (include/llama.h)
-_FILE_TYPE = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}
+# --outtype -> tensor type of the matrices
+OUTTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}
 
 
 def gguf_arch(config, source="<config>"):
@@ -292,24 +292,6 @@ def plan_model_tensors(tensors, config, arch, source="<model>"):
 
 
 # ---------------------------------------------------------------- convert
-def progress_callback(progress):
-    if callable(progress):
-        return progress
-    if not progress:
-        return None
-
-    from tqdm.auto import tqdm
-    bar = {}
-
-    def show(done, total):
-        if "b" not in bar:
-            bar["b"] = tqdm(total=total, desc="GGUF", unit="tensor")
-        bar["b"].update(done - bar["b"].n)
-        if done == total:
-            bar["b"].close()
-    return show
-
-
 def load_config(folder):
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
@@ -322,8 +304,8 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
     """Writes a Hugging Face model folder (or an in-memory peftcpp model plus
     its ``tokenizer``) as a GGUF v3 file; ``outtype`` in f32, f16, bf16,
     q8_0. Returns ``out_file``."""
-    if outtype.lower() not in _OUTTYPES:
-        raise GGUFExportError(f"outtype '{outtype}' is not supported (choose from {', '.join(_OUTTYPES)})")
+    if outtype.lower() not in OUTTYPES:
+        raise GGUFExportError(f"outtype '{outtype}' is not supported (choose from {', '.join(OUTTYPES)})")
     if not isinstance(model_or_dir, (str, os.PathLike)):
         if not hasattr(model_or_dir, "save_pretrained"):
             raise TypeError("convert() takes a model folder or a model with save_pretrained()")
@@ -343,7 +325,7 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
         raise FileNotFoundError(f"cannot write '{out_file}': folder '{out_dir}' does not exist")
     config = load_config(folder)
     arch = gguf_arch(config, os.path.join(folder, "config.json"))
-    qtype = _OUTTYPES[outtype.lower()]
+    qtype = OUTTYPES[outtype.lower()]
     kv, extra = model_metadata(config, arch, os.path.join(folder, "config.json"))
     plan, vocab_rows = plan_model_tensors(load_checkpoint(folder), config, arch, folder)
 
@@ -354,7 +336,7 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
     if not model_name or model_name.startswith("peftcpp-gguf-") or model_name.startswith("tmp"):
         model_name = config.get("_name_or_path") or arch
     w.set("general.name", str(model_name), "STRING")
-    w.set("general.file_type", _FILE_TYPE[qtype], "UINT32")
+    w.set("general.file_type", FILE_TYPES[qtype], "UINT32")  # each outtype is also a llama file type
     w.set("general.quantization_version", 2, "UINT32")
     for key, value, typ in kv[2:]:
         w.set(key, value, typ)

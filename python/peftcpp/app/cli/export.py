@@ -8,7 +8,7 @@ from .common import CLIError, adapter_base, check_adapter_dir, read_record
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
-    from ...gguf.quantize import FILE_TYPES
+    from ...gguf.file_quantization import FILE_TYPES
     return tuple(FILE_TYPES)
 
 

@@ -6,18 +6,21 @@
     quantize("model.f16.gguf", "model.Q4_K_M.gguf", ftype="Q4_K_M")
 
 The work runs in C++ (``peftcpp._core.quantize_gguf``) on ``nthreads`` threads;
-the output appears atomically (an error leaves no file behind).
+the output appears atomically (an error leaves no file behind). One tensor's
+quantization is ``tensor_quantization``.
 """
 from __future__ import annotations
 
 import os
 
+from .. import _core
+from .progress import TensorProgress, progress_callback
+
 __all__ = ["quantize", "tensor_types", "FILE_TYPES"]
 
-# llama.cpp file types (llama_ftype ids) this module can write.
-FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10,
-              "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17,
-              "Q6_K": 18, "BF16": 32}
+# llama.cpp file types this module can write: name -> llama_ftype id, in id
+# order (the engine's table, _core.llama_file_types()).
+FILE_TYPES = {f.name: f.id for f in _core.llama_file_types()}
 
 
 def _ftype_arg(ftype):
@@ -34,8 +37,6 @@ def quantize(in_file, out_file, ftype="Q4_K_M", nthreads=None, progress=True):
     ``FILE_TYPES`` or its id). ``nthreads``: worker threads (None: the
     engine's thread count). ``progress``: show a tqdm bar over the tensors.
     Returns the output path."""
-    from .. import _core
-
     in_file, out_file = os.fspath(in_file), os.fspath(out_file)
     if not os.path.isfile(in_file):
         raise FileNotFoundError(f"GGUF file not found: {in_file}")
@@ -45,29 +46,15 @@ def quantize(in_file, out_file, ftype="Q4_K_M", nthreads=None, progress=True):
     if nthreads < 0:
         raise ValueError(f"nthreads must be positive, got {nthreads}")
 
-    bar = None
-    callback = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        state = {}
-
-        def callback(done, total):
-            nonlocal bar
-            if bar is None:
-                bar = tqdm(total=total, unit="tensor", desc=f"quantize {ftype}")
-            bar.update(done - state.get("done", 0))
-            state["done"] = done
+    callback = progress_callback(progress, desc=f"quantize {ftype}")
     try:
         _core.quantize_gguf(in_file, out_file, _ftype_arg(ftype), nthreads, callback)
     finally:
-        if bar is not None:
-            bar.close()
+        if isinstance(callback, TensorProgress):
+            callback.close()
     return out_file
 
 
 def tensor_types(in_file, ftype="Q4_K_M"):
     """The plan without writing: ``[(tensor_name, type_name), ...]`` in output order."""
-    from .. import _core
-
     return [tuple(x) for x in _core.gguf_tensor_types(os.fspath(in_file), _ftype_arg(ftype))]

@@ -1,4 +1,5 @@
-"""Tensor-level ggml quantization: float32 <-> GGUF block formats.
+"""One tensor <-> ggml blocks: float32 arrays to and from the block formats
+GGUF stores tensors in (whole-file quantization is ``file_quantization``).
 
     raw = quantize_tensor(weight, "Q4_K")                 # bytes, as llama-quantize writes them
     w2 = dequantize_tensor(raw, "Q4_K", weight.shape)     # float32 numpy array
@@ -8,7 +9,8 @@ to ggml's reference quantizers (what ``llama-quantize`` runs without an
 importance matrix); rows are quantized along the last axis, which is GGUF's
 ``ne[0]``. Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
 Q3_K, Q4_K, Q5_K, Q6_K. Dequantization also reads the other types
-``peftcpp._core.gguf_dequantize`` knows.
+``peftcpp._core.gguf_dequantize`` knows. Both lists come from the engine's
+ggml type table (``peftcpp._core.ggml_types()``).
 """
 from __future__ import annotations
 
@@ -16,20 +18,11 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["quantize_tensor", "dequantize_tensor", "QUANTIZABLE_TYPES"]
+__all__ = ["quantize_tensor", "dequantize_tensor", "GGML_TYPES", "QUANTIZABLE_TYPES"]
 
-QUANTIZABLE_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
-                     "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
-
-_traits_cache = None
-
-
-def _traits():
-    """name -> (type id, block size, bytes per block, dequantizable)."""
-    global _traits_cache
-    if _traits_cache is None:
-        _traits_cache = dict(_core.gguf_type_traits())
-    return _traits_cache
+# name -> _core.GGMLTypeTraits (id, block_size, type_size, quantizable, dequantizable)
+GGML_TYPES = {t.name: t for t in _core.ggml_types()}
+QUANTIZABLE_TYPES = tuple(name for name, t in GGML_TYPES.items() if t.quantizable)
 
 
 def _type_name(type_name, op):
@@ -39,7 +32,7 @@ def _type_name(type_name, op):
     if not isinstance(name, str):
         raise TypeError(f"[{op}] type must be a ggml type name such as 'Q4_K', got {type_name!r}")
     upper = name.upper()
-    if upper not in _traits():
+    if upper not in GGML_TYPES:
         raise ValueError(f"[{op}] unknown ggml type {name!r}")
     return upper
 
@@ -77,7 +70,7 @@ def quantize_tensor(array, type_name, nthreads=None) -> bytes:
     arr = _as_float32(array, op)
     if arr.ndim == 0:
         raise ValueError(f"[{op}] expected an array with at least one dimension, got a scalar")
-    _, block, _, _ = _traits()[name]
+    block = GGML_TYPES[name].block_size
     n = arr.shape[-1]
     if n % block:
         raise ValueError(f"[{op}] {name} quantizes blocks of {block} values along the last axis: shape "
@@ -96,8 +89,9 @@ def dequantize_tensor(data, type_name, shape) -> np.ndarray:
     :func:`quantize_tensor`)."""
     op = "dequantize_tensor"
     name = _type_name(type_name, op)
-    _, block, type_size, dequantizable = _traits()[name]
-    if not dequantizable:
+    traits = GGML_TYPES[name]
+    block, type_size = traits.block_size, traits.type_size
+    if not traits.dequantizable:
         raise ValueError(f"[{op}] dequantizing {name} is not supported")
     dims = _shape_tuple(shape, op)
     if dims[-1] % block:
