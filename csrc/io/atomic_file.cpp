@@ -29,7 +29,7 @@ void fsync_parent_dir(const std::string& path) {
 AtomicFile::AtomicFile(std::string path, std::string who)
     : path_(std::move(path)), who_(std::move(who)),
       tmp_(path_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_tmp_counter++)) {
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) fail("creating", errno);
   buf_.reserve(kBuf);
 }

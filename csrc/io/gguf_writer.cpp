@@ -1,18 +1,14 @@
 // GGUF v3 writer: header, metadata in insertion order, tensor infos with
 // offsets = running sum of alignment-padded sizes, zero padding, then each
-// tensor's bytes as its producer fills them. Written to a temporary file
-// beside the target and renamed into place only after a successful fsync.
+// tensor's bytes as its producer fills them, through an AtomicFile (the
+// target appears only complete).
 #include "io/gguf_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
 #include <cstring>
 
 #include "core/error.h"
-#include "io/safetensors.h"  // FileError
+#include "io/atomic_file.h"
 #include "quant/ggml_types.h"
 
 namespace peftcpp {
@@ -23,84 +19,26 @@ constexpr size_t kMaxName = 64;  // GGML_MAX_NAME, including the NUL
 
 uint64_t pad_to(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-// Buffered output to a file descriptor; every failure is a FileError naming
-// the temporary file and the final path.
-class Out {
- public:
-  Out(int fd, const std::string& tmp, const std::string& path) : fd_(fd), tmp_(tmp), path_(path) {
-    buf_.reserve(kBuf);
-  }
-  void bytes(const void* p, size_t n) {
-    if (buf_.size() + n > kBuf) flush();
-    if (n >= kBuf) {
-      raw(p, n);
-      return;
-    }
-    const uint8_t* b = static_cast<const uint8_t*>(p);
-    buf_.insert(buf_.end(), b, b + n);
-  }
-  template <class T>
-  void put(T v) {
-    bytes(&v, sizeof(T));
-  }
-  void str(const std::string& s) {
-    put<uint64_t>(s.size());
-    bytes(s.data(), s.size());
-  }
-  void zeros(size_t n) {
-    static const uint8_t z[64] = {};
-    while (n) {
-      size_t k = n < sizeof(z) ? n : sizeof(z);
-      bytes(z, k);
-      n -= k;
-    }
-  }
-  void flush() {
-    if (!buf_.empty()) raw(buf_.data(), buf_.size());
-    buf_.clear();
-  }
-  uint64_t pos() const { return written_ + buf_.size(); }
-  [[noreturn]] void fail(const std::string& what, int e) const {
-    throw FileError("[GGUFWriter] " + what + " '" + tmp_ + "' (for '" + path_ + "') failed: " + std::strerror(e), e);
-  }
+// GGUF strings: u64 length, then the bytes.
+void put_str(AtomicFile& o, const std::string& s) {
+  o.put<uint64_t>(s.size());
+  o.write(s.data(), s.size());
+}
 
- private:
-  static constexpr size_t kBuf = 1 << 20;
-  void raw(const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      ssize_t w = ::write(fd_, c, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail("writing", errno);
-      }
-      if (w == 0) fail("writing", ENOSPC);
-      c += w;
-      n -= static_cast<size_t>(w);
-      written_ += static_cast<uint64_t>(w);
-    }
-  }
-  int fd_;
-  const std::string& tmp_;
-  const std::string& path_;
-  std::vector<uint8_t> buf_;
-  uint64_t written_ = 0;
-};
+void write_value(AtomicFile& o, const GGUFValue& v, const std::string& key);
 
-void write_value(Out& o, const GGUFValue& v, const std::string& key);
-
-void write_array_body(Out& o, const GGUFValue& v, const std::string& key) {
+void write_array_body(AtomicFile& o, const GGUFValue& v, const std::string& key) {
   o.put<int32_t>(static_cast<int32_t>(v.elem_type));
   o.put<uint64_t>(v.count);
   const size_t es = gguf_scalar_size(v.elem_type);
   if (es) {
     PC_CHECK(v.numbers.size() == v.count * es, "[GGUFWriter] key '", key, "': array holds ", v.numbers.size(),
              " bytes but count ", v.count, " of ", gguf_type_name(v.elem_type), " needs ", v.count * es);
-    o.bytes(v.numbers.data(), v.numbers.size());
+    o.write(v.numbers.data(), v.numbers.size());
   } else if (v.elem_type == GGUFType::STRING) {
     PC_CHECK(v.strings.size() == v.count, "[GGUFWriter] key '", key, "': count ", v.count, " but ",
              v.strings.size(), " strings");
-    for (const auto& s : v.strings) o.str(s);
+    for (const auto& s : v.strings) put_str(o, s);
   } else if (v.elem_type == GGUFType::ARRAY) {
     PC_CHECK(v.arrays.size() == v.count, "[GGUFWriter] key '", key, "': count ", v.count, " but ", v.arrays.size(),
              " arrays");
@@ -113,7 +51,7 @@ void write_array_body(Out& o, const GGUFValue& v, const std::string& key) {
   }
 }
 
-void write_value(Out& o, const GGUFValue& v, const std::string& key) {
+void write_value(AtomicFile& o, const GGUFValue& v, const std::string& key) {
   o.put<int32_t>(static_cast<int32_t>(v.type));
   switch (v.type) {
     case GGUFType::UINT8: case GGUFType::BOOL: o.put<uint8_t>(static_cast<uint8_t>(v.u)); break;
@@ -126,7 +64,7 @@ void write_value(Out& o, const GGUFValue& v, const std::string& key) {
     case GGUFType::INT64: o.put<int64_t>(v.i); break;
     case GGUFType::FLOAT32: o.put<float>(static_cast<float>(v.f)); break;
     case GGUFType::FLOAT64: o.put<double>(v.f); break;
-    case GGUFType::STRING: o.str(v.str); break;
+    case GGUFType::STRING: put_str(o, v.str); break;
     case GGUFType::ARRAY: write_array_body(o, v, key); break;
   }
 }
@@ -139,18 +77,6 @@ void check_value(const GGUFValue& v, const std::string& key) {
     PC_CHECK(et >= 0 && et <= 12, "[GGUFWriter] key '", key, "': unknown array element type ", et);
   }
 }
-
-void fsync_parent_dir(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);  // makes the rename durable; a failure loses nothing written
-    ::close(fd);
-  }
-}
-
-std::atomic<uint64_t> g_tmp_counter{0};
 
 }  // namespace
 
@@ -218,56 +144,35 @@ void GGUFWriter::write(const std::function<void(size_t, size_t)>& progress) {
     PC_CHECK(a->type == GGUFType::UINT32 && a->u == 32, "[GGUFWriter] '", path_,
              "': general.alignment metadata disagrees with the writer's alignment 32");
   }
-  const std::string tmp = path_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_tmp_counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    const int e = errno;
-    throw FileError("[GGUFWriter] cannot create '" + tmp + "' (for '" + path_ + "'): " + std::strerror(e), e);
+  AtomicFile o(path_, "[GGUFWriter]");
+  o.write("GGUF", 4);
+  o.put<uint32_t>(3);
+  o.put<int64_t>(static_cast<int64_t>(tensors_.size()));
+  o.put<int64_t>(static_cast<int64_t>(kv_.size()));
+  for (const auto& [k, v] : kv_) {
+    put_str(o, k);
+    write_value(o, v, k);
   }
-  try {
-    Out o(fd, tmp, path_);
-    o.bytes("GGUF", 4);
-    o.put<uint32_t>(3);
-    o.put<int64_t>(static_cast<int64_t>(tensors_.size()));
-    o.put<int64_t>(static_cast<int64_t>(kv_.size()));
-    for (const auto& [k, v] : kv_) {
-      o.str(k);
-      write_value(o, v, k);
-    }
-    uint64_t offset = 0;
-    for (const auto& t : tensors_) {
-      o.str(t.name);
-      o.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
-      for (int64_t d : t.ne) o.put<int64_t>(d);
-      o.put<int32_t>(t.type_id);
-      o.put<uint64_t>(offset);
-      offset += pad_to(t.nbytes, alignment_);
-    }
-    o.zeros(pad_to(o.pos(), alignment_) - o.pos());
-    std::vector<uint8_t> buf;
-    for (size_t k = 0; k < tensors_.size(); ++k) {
-      const Entry& t = tensors_[k];
-      buf.assign(t.nbytes, 0);
-      t.produce(buf.data(), t.nbytes);
-      o.bytes(buf.data(), buf.size());
-      o.zeros(pad_to(t.nbytes, alignment_) - t.nbytes);
-      if (progress) progress(k + 1, tensors_.size());
-    }
-    o.flush();
-    if (::fsync(fd) != 0) o.fail("fsync of", errno);
-    const int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) o.fail("closing", errno);
-    if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-      const int e = errno;
-      throw FileError("[GGUFWriter] cannot rename '" + tmp + "' to '" + path_ + "': " + std::strerror(e), e);
-    }
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
+  uint64_t offset = 0;
+  for (const auto& t : tensors_) {
+    put_str(o, t.name);
+    o.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
+    for (int64_t d : t.ne) o.put<int64_t>(d);
+    o.put<int32_t>(t.type_id);
+    o.put<uint64_t>(offset);
+    offset += pad_to(t.nbytes, alignment_);
   }
-  fsync_parent_dir(path_);
+  o.zeros(pad_to(o.pos(), alignment_) - o.pos());
+  std::vector<uint8_t> buf;
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    const Entry& t = tensors_[k];
+    buf.assign(t.nbytes, 0);
+    t.produce(buf.data(), t.nbytes);
+    o.write(buf.data(), buf.size());
+    o.zeros(pad_to(t.nbytes, alignment_) - t.nbytes);
+    if (progress) progress(k + 1, tensors_.size());
+  }
+  o.commit();
 }
 
 GGUFValue GGUFWriter::u32(uint32_t v) {
