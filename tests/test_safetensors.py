@@ -355,3 +355,42 @@ def test_core_binding_returns_tensors_and_metadata(tmp_path):
     assert list(tensors) == ["x"] and tensors["x"].numpy().tolist() == [1.0, 1.0]
     _core.save_safetensors(str(p), {"y": peftcpp.zeros(1)})  # metadata defaults to None
     assert _core.load_safetensors(str(p))[1] == {}
+
+
+def test_streamed_writer_keeps_the_plan_order_and_loads_in_safetensors(tmp_path):
+    """_core.write_safetensors (the GGUF importer's writer): tensors in the
+    given order, produced one at a time, readable by the reference reader."""
+    rng = np.random.default_rng(0)
+    arrays = {"b.w": rng.standard_normal((3, 4)).astype(np.float32), "a.w": rng.standard_normal(5).astype(np.float16),
+              "c.bits": rng.integers(0, 2**16, (2, 3), dtype=np.uint16), "d.ids": np.arange(4, dtype=np.int64)}
+    plan = [("b.w", "F32", [3, 4]), ("a.w", "F16", [5]), ("c.bits", "BF16", [2, 3]), ("d.ids", "I64", [4])]
+    asked = []
+
+    def produce(i):
+        asked.append(i)
+        return arrays[plan[i][0]]
+    path = str(tmp_path / "s.safetensors")
+    _core.write_safetensors(path, plan, produce, {"format": "pt"})
+    assert asked == [0, 1, 2, 3]
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    assert list(header) == ["__metadata__", "b.w", "a.w", "c.bits", "d.ids"]
+    ref = st_torch_load(path)
+    np.testing.assert_array_equal(ref["b.w"].numpy(), arrays["b.w"])
+    np.testing.assert_array_equal(ref["a.w"].numpy(), arrays["a.w"])
+    np.testing.assert_array_equal(ref["c.bits"].view(torch.int16).numpy().view(np.uint16), arrays["c.bits"])
+    np.testing.assert_array_equal(ref["d.ids"].numpy(), arrays["d.ids"])
+
+
+@pytest.mark.parametrize("produce, exc, needle", [
+    (lambda i: np.zeros(5, np.float32), ValueError, "produced 20 bytes"),   # wrong size
+    (lambda i: np.zeros(6, np.float16), ValueError, "2-byte elements"),    # wrong dtype width
+    (lambda i: 1 / 0, ZeroDivisionError, "division"),                      # the producer fails
+])
+def test_streamed_writer_failures_leave_the_old_file(tmp_path, produce, exc, needle):
+    path = tmp_path / "s.safetensors"
+    path.write_bytes(b"old")
+    with pytest.raises(exc, match=needle):
+        _core.write_safetensors(str(path), [("w", "F32", [2, 3])], produce)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.safetensors"]

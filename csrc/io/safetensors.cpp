@@ -62,15 +62,6 @@ bool is_known_unsupported(const std::string& s) {
   return false;
 }
 
-bool parse_dtype(const std::string& s, DType* out) {
-  if (s == "F32") *out = DType::F32;
-  else if (s == "F16") *out = DType::F16;
-  else if (s == "BF16") *out = DType::BF16;
-  else if (s == "I32") *out = DType::I32;
-  else if (s == "I64") *out = DType::I64;
-  else return false;
-  return true;
-}
 
 // Order key of the reference writer (its dtype enum, reversed): larger
 // alignment first, so each tensor starts aligned after an 8-byte-padded header.
@@ -111,7 +102,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   auto dt = v.find("dtype");
   PC_CHECK(dt != v.end() && dt->is_string(), where, ": missing or non-string \"dtype\"");
   const std::string dts = dt->get<std::string>();
-  if (!parse_dtype(dts, &e.dtype)) {
+  if (!safetensors_dtype_from_name(dts, &e.dtype)) {
     PC_CHECK_TYPE(!is_known_unsupported(dts), where, " has dtype ", dts,
                   ", which peftcpp does not support (supported: F32, F16, BF16, I32, I64)");
     PC_CHECK(false, where, ": unknown dtype \"", dts, "\"");
@@ -224,6 +215,16 @@ SafetensorsFile parse_file(const std::string& path, const uint8_t* data, size_t 
 
 }  // namespace
 
+bool safetensors_dtype_from_name(const std::string& s, DType* out) {
+  if (s == "F32") *out = DType::F32;
+  else if (s == "F16") *out = DType::F16;
+  else if (s == "BF16") *out = DType::BF16;
+  else if (s == "I32") *out = DType::I32;
+  else if (s == "I64") *out = DType::I64;
+  else return false;
+  return true;
+}
+
 const char* safetensors_dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";
@@ -262,22 +263,10 @@ SafetensorsFile load_safetensors(const std::string& path) {
   return parse_file(path, static_cast<const uint8_t*>(base), size, keepalive);
 }
 
-void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  const std::string where = "[save_safetensors] " + path;
+void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                       const std::map<std::string, std::string>& metadata, const std::string& who) {
+  const std::string where = who + " " + path;
   // Everything that can be checked is checked before the file is touched.
-  std::vector<std::pair<const std::string*, Tensor>> order;
-  for (const auto& [name, t] : tensors) {
-    PC_CHECK(!name.empty(), where, ": tensor names must not be empty");
-    PC_CHECK(name != "__metadata__", where, ": \"__metadata__\" is reserved and cannot name a tensor");
-    PC_CHECK(t.defined(), where, ": tensor '", name, "' is undefined");
-    order.emplace_back(&name, t);
-  }
-  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-    int ra = write_rank(a.second.dtype()), rb = write_rank(b.second.dtype());
-    return ra != rb ? ra < rb : *a.first < *b.first;
-  });
-
   // ordered_json keeps insertion order, matching the reference layout:
   // metadata first, then tensors in file order, keys dtype/shape/data_offsets.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -286,14 +275,24 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     for (const auto& [k, v] : metadata) m[k] = v;
     header["__metadata__"] = std::move(m);
   }
+  std::vector<uint64_t> sizes;
   uint64_t offset = 0;
-  for (const auto& [name, t] : order) {
-    uint64_t nbytes = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
-    nlohmann::ordered_json e = nlohmann::ordered_json::object();
-    e["dtype"] = safetensors_dtype_name(t.dtype());
-    e["shape"] = t.shape();
-    e["data_offsets"] = {offset, offset + nbytes};
-    header[*name] = std::move(e);
+  for (const auto& e : entries) {
+    PC_CHECK(!e.name.empty(), where, ": tensor names must not be empty");
+    PC_CHECK(e.name != "__metadata__", where, ": \"__metadata__\" is reserved and cannot name a tensor");
+    PC_CHECK(!header.contains(e.name), where, ": tensor '", e.name, "' is given twice");
+    uint64_t numel = 1;
+    for (int64_t d : e.shape) {
+      PC_CHECK(d >= 0, where, ": tensor '", e.name, "' has a negative dimension");
+      numel *= static_cast<uint64_t>(d);
+    }
+    const uint64_t nbytes = numel * dtype_size(e.dtype);
+    nlohmann::ordered_json h = nlohmann::ordered_json::object();
+    h["dtype"] = safetensors_dtype_name(e.dtype);
+    h["shape"] = e.shape;
+    h["data_offsets"] = {offset, offset + nbytes};
+    header[e.name] = std::move(h);
+    sizes.push_back(nbytes);
     offset += nbytes;
   }
   std::string hs;
@@ -303,17 +302,40 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     PC_CHECK(false, where, ": a tensor name or metadata string is not valid UTF-8 (", escape_bytes(ex.what()), ")");
   }
   hs.append((8 - hs.size() % 8) % 8, ' ');
-  const uint64_t hlen = hs.size();
 
-  AtomicFile f(path, "[save_safetensors]");
-  f.put<uint64_t>(hlen);
+  AtomicFile f(path, who);
+  f.put<uint64_t>(hs.size());
   f.write(hs.data(), hs.size());
-  for (const auto& [name, t] : order) {
-    if (t.numel() == 0) continue;
-    Tensor c = t.contiguous();
-    f.write(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
+  for (size_t k = 0; k < entries.size(); ++k) {
+    if (sizes[k] == 0) continue;
+    const uint64_t start = f.pos();
+    entries[k].write(f);
+    PC_CHECK(f.pos() - start == sizes[k], where, ": tensor '", entries[k].name, "' produced ", f.pos() - start,
+             " bytes, its header says ", sizes[k]);
   }
   f.commit();
+}
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  const std::string where = "[save_safetensors] " + path;
+  std::vector<std::pair<const std::string*, Tensor>> order;
+  for (const auto& [name, t] : tensors) {
+    PC_CHECK(t.defined(), where, ": tensor '", name, "' is undefined");
+    order.emplace_back(&name, t);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    int ra = write_rank(a.second.dtype()), rb = write_rank(b.second.dtype());
+    return ra != rb ? ra < rb : *a.first < *b.first;
+  });
+  std::vector<SafetensorsEntry> entries;
+  for (const auto& [name, t] : order) {
+    entries.push_back({*name, t.dtype(), t.shape(), [t](AtomicFile& out) {
+                         Tensor c = t.contiguous();
+                         out.write(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
+                       }});
+  }
+  write_safetensors(path, entries, metadata, "[save_safetensors]");
 }
 
 }  // namespace peftcpp

@@ -7,9 +7,12 @@
 // views it dies. Saving writes a temporary file and renames it over the
 // target, so an existing file is never left half-written.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "io/atomic_file.h"
@@ -37,7 +40,26 @@ SafetensorsFile load_safetensors(const std::string& path);
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
+// One tensor of a streamed write: its bytes are produced only when the
+// writer reaches it (peak memory: one tensor), e.g. dequantized on the fly.
+// `write` must append exactly numel * dtype size bytes to `out` (checked).
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  std::function<void(AtomicFile& out)> write;
+};
+
+// Writes `entries` in the given order (the caller picks the layout) after the
+// header; metadata first in the header when non-empty. Atomic like
+// save_safetensors, which is this with the reference writer's order.
+void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                       const std::map<std::string, std::string>& metadata = {},
+                       const std::string& who = "[write_safetensors]");
+
 // The safetensors dtype string ("F32", "BF16", ...) of a peftcpp dtype.
 const char* safetensors_dtype_name(DType t);
+// The peftcpp dtype of a safetensors dtype string; false if unsupported.
+bool safetensors_dtype_from_name(const std::string& name, DType* out);
 
 }  // namespace peftcpp

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DType', 'DTypeError', 'GGMLTypeTraits', 'GGUFFile', 'GGUFWriter', 'LlamaFileType', 'Tensor', 'abs', 'adamw_step', 'add', 'add_scalar', 'amax', 'backward_profile', 'broadcast_to', 'cat', 'checkpoint', 'clip_grad_norm', 'contiguous', 'cross_entropy', 'div', 'dropout', 'embedding', 'empty', 'empty_cache', 'exp', 'from_numpy', 'full', 'gather', 'gelu', 'gelu_mul', 'get_num_threads', 'get_rng_state', 'ggml_types', 'gguf_dequantize', 'gguf_file_type_id', 'gguf_read', 'gguf_tensor', 'gguf_tensor_types', 'gguf_type_traits', 'index_select', 'is_grad_enabled', 'layer_norm', 'linear', 'linear_cross_entropy', 'llama_file_types', 'load_safetensors', 'log', 'log_softmax', 'lora_linear', 'manual_seed', 'matmul', 'maximum', 'mean', 'memory_stats', 'meta', 'mul', 'mul_scalar', 'narrow', 'neg', 'permute', 'pow_scalar', 'quantize_gguf', 'quantize_rows', 'rand', 'randn', 'rdiv_scalar', 'relu', 'reset_peak_memory', 'reshape', 'rms_norm', 'rope', 'rsqrt', 'rsub_scalar', 'save_safetensors', 'scaled_dot_product_attention', 'select', 'set_backward_profiling', 'set_grad_enabled', 'set_num_threads', 'set_rng_state', 'sgd_step', 'sgemm_seconds', 'sigmoid', 'silu', 'softmax', 'split', 'sqrt', 'sub', 'sum', 'svd', 'swiglu', 'tanh', 'to_dtype', 'transpose', 'zeros']
+__all__: list[str] = ['DType', 'DTypeError', 'GGMLTypeTraits', 'GGUFFile', 'GGUFWriter', 'LlamaFileType', 'Tensor', 'abs', 'adamw_step', 'add', 'add_scalar', 'amax', 'backward_profile', 'broadcast_to', 'cat', 'checkpoint', 'clip_grad_norm', 'contiguous', 'cross_entropy', 'div', 'dropout', 'embedding', 'empty', 'empty_cache', 'exp', 'from_numpy', 'full', 'gather', 'gelu', 'gelu_mul', 'get_num_threads', 'get_rng_state', 'ggml_types', 'gguf_dequantize', 'gguf_file_type_id', 'gguf_read', 'gguf_tensor', 'gguf_tensor_types', 'gguf_type_traits', 'index_select', 'is_grad_enabled', 'layer_norm', 'linear', 'linear_cross_entropy', 'llama_file_types', 'load_safetensors', 'log', 'log_softmax', 'lora_linear', 'manual_seed', 'matmul', 'maximum', 'mean', 'memory_stats', 'meta', 'mul', 'mul_scalar', 'narrow', 'neg', 'permute', 'pow_scalar', 'quantize_gguf', 'quantize_rows', 'rand', 'randn', 'rdiv_scalar', 'relu', 'reset_peak_memory', 'reshape', 'rms_norm', 'rope', 'rsqrt', 'rsub_scalar', 'save_safetensors', 'scaled_dot_product_attention', 'select', 'set_backward_profiling', 'set_grad_enabled', 'set_num_threads', 'set_rng_state', 'sgd_step', 'sgemm_seconds', 'sigmoid', 'silu', 'softmax', 'split', 'sqrt', 'sub', 'sum', 'svd', 'swiglu', 'tanh', 'to_dtype', 'transpose', 'write_safetensors', 'zeros']
 class DTypeError(TypeError):
     """
     A tensor or value of the wrong dtype or type for an op (a TypeError)
@@ -716,6 +716,10 @@ def to_dtype(x: Tensor, dtype: DType) -> Tensor:
 def transpose(x: Tensor, dim0: typing.SupportsInt | typing.SupportsIndex, dim1: typing.SupportsInt | typing.SupportsIndex) -> Tensor:
     """
     View with two dims swapped
+    """
+def write_safetensors(path: str, plan: collections.abc.Sequence[tuple[str, str, collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]]], produce: collections.abc.Callable, metadata: collections.abc.Mapping[str, str] | None = None) -> None:
+    """
+    Streams a safetensors file atomically: plan is [(name, dtype, shape)] in file order (dtype 'F32', 'F16', 'BF16', 'I32' or 'I64'); produce(i) returns the numpy array of entry i (bfloat16 as uint16 bits) only when the writer reaches it, so peak memory is one tensor. A wrong byte count is a ValueError.
     """
 def zeros(shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dtype: DType = DType.float32) -> Tensor:
     """

@@ -36,7 +36,7 @@ import tempfile
 import numpy as np
 
 from .. import _core
-from ..fileio import atomic_write, write_json_atomic
+from ..fileio import write_json_atomic
 from .import_tokenizer import build_tokenizer, build_tokenizer_config, required_key
 from .names import GGUFImportError, hf_tensor_name, unpermute_qk
 
@@ -253,24 +253,17 @@ _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
 
 
 def write_safetensors(plan, produce, path):
-    """Writes a safetensors file atomically, one tensor at a time (peak memory:
-    one tensor). ``plan``: [(name, shape, dtype)]; ``produce(i)`` → the
-    numpy array of ``plan[i]``."""
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape, dtype in plan:
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(_ST_DTYPES[dtype]).itemsize
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with atomic_write(path, "wb") as f:
-        f.write(len(blob).to_bytes(8, "little"))
-        f.write(blob)
-        for i, (name, shape, dtype) in enumerate(plan):
-            arr = np.ascontiguousarray(produce(i), dtype=_ST_DTYPES[dtype])
-            if tuple(arr.shape) != tuple(shape):
-                raise GGUFImportError(f"tensor '{name}': shape {arr.shape}, expected {tuple(shape)}")
-            f.write(memoryview(arr).cast("B"))
+    """Streams a safetensors file through the engine's writer (atomic, peak
+    memory one tensor). ``plan``: [(name, shape, dtype)]; ``produce(i)`` →
+    the numpy array of ``plan[i]``."""
+    def checked(i):
+        name, shape, dtype = plan[i]
+        arr = np.ascontiguousarray(produce(i), dtype=_ST_DTYPES[dtype])
+        if tuple(arr.shape) != tuple(shape):
+            raise GGUFImportError(f"tensor '{name}': shape {arr.shape}, expected {tuple(shape)}")
+        return arr
+    _core.write_safetensors(path, [(name, dtype, list(shape)) for name, shape, dtype in plan], checked,
+                            {"format": "pt"})
 
 
 def import_gguf_data(metadata, tensor_infos, get_tensor, out_dir, source="<gguf>"):
