@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from .. import _core
 from .convert import OUTTYPES, CheckpointTensor, gguf_arch, load_config, read_safetensors, tensor_type_for
 from .names import GGUFExportError, gguf_tensor_name, permute_qk
 from .progress import progress_callback
@@ -62,7 +63,6 @@ def export_adapter(adapter_dir, out_file, base_model=None, outtype="f32", progre
     """Writes the PEFT LoRA adapter in ``adapter_dir`` as a GGUF adapter.
     ``base_model``: the base model folder (or its config dict) when
     adapter_config.json's base_model_name_or_path is not a local folder."""
-    from .. import _core
 
     adapter_dir = os.fspath(adapter_dir)
     out_file = os.fspath(out_file)

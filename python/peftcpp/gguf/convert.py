@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 
+from .. import _core
 from .file_quantization import FILE_TYPES
 from .import_model import llama3_rope_factors
 from .names import GGUFExportError, gguf_tensor_name, permute_qk
@@ -316,7 +317,6 @@ def convert(model_or_dir, out_file, outtype="f16", progress=True, tokenizer=None
             tokenizer.save_pretrained(tmp)
             return convert(tmp, out_file, outtype, progress, name=name or getattr(
                 getattr(model_or_dir, "config", None), "_name_or_path", None), pre=pre)
-    from .. import _core
 
     folder = os.fspath(model_or_dir)
     out_file = os.fspath(out_file)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from ..fileio import write_text_atomic
+from .reader import GGUFFile
 
 __all__ = ["write_modelfile", "modelfile_text", "detect_chat_family", "GO_TEMPLATES"]
 
@@ -123,12 +125,10 @@ def write_modelfile(gguf_path, chat_template=None, stop=None, out_path=None, eos
     """Writes an Ollama Modelfile beside ``gguf_path`` (or at ``out_path``)
     atomically and returns its path. ``chat_template`` and ``eos_token``
     default to the GGUF file's own tokenizer metadata."""
-    from ..fileio import write_text_atomic
 
     gguf_path = os.fspath(gguf_path)
     if chat_template is None or eos_token is None:
         if os.path.isfile(gguf_path):
-            from .reader import GGUFFile
 
             with GGUFFile(gguf_path) as f:
                 meta = f.metadata

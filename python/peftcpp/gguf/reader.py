@@ -12,6 +12,7 @@ import os
 from collections import namedtuple
 
 import numpy as np
+from .. import _core
 
 __all__ = ["GGUFFile", "TensorInfo"]
 
@@ -24,7 +25,6 @@ class GGUFFile:
     :class:`TensorInfo` (``shape`` row-major, i.e. ggml's ne reversed)."""
 
     def __init__(self, path):
-        from .. import _core
 
         self.path = os.fspath(path)
         self._f = _core.GGUFFile(self.path)

@@ -1,4 +1,4 @@
-from .._tensor import Tensor
+from .._tensor import Tensor, empty
 
 
 class Parameter(Tensor):
@@ -9,7 +9,6 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:
-            from .._tensor import empty
             data = empty(0)
         super().__init__(data.detach() if data.grad_fn is not None else data)
         if requires_grad != self.requires_grad:

@@ -11,6 +11,7 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from .. import _core
+from .. import serialization
 from .._tensor import Tensor, enable_grad, float32
 
 __all__ = ["Optimizer", "AdamW", "SGD", "clip_grad_norm_"]
@@ -231,7 +232,6 @@ class Optimizer:
         state tensors as ``state.<index>.<name>``, the step counts and the
         param_groups as JSON in the metadata. ``load_state`` restores it bit
         for bit."""
-        from .. import serialization
 
         groups, index = self._packed_groups()
         tensors, scalars = {}, {}
@@ -259,7 +259,6 @@ class Optimizer:
     def load_state(self, path):
         """Restores what ``save_state`` wrote; the optimizer must be of the same
         kind with the same parameter group sizes."""
-        from .. import serialization
 
         tensors, meta = serialization.load_file_with_metadata(path)
         if meta.get("format") != _STATE_FORMAT:

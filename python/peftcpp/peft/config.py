@@ -11,6 +11,7 @@ import warnings
 from dataclasses import field
 from typing import Optional, Union
 
+from ..fileio import read_json_object, write_json_atomic
 from ..hub import resolve_file
 from .utils.constants import CONFIG_NAME, PEFT_FORMAT_VERSION, SAFETENSORS_WEIGHTS_NAME
 from .utils.peft_types import PEFT_TYPE_TO_CONFIG_MAPPING, PeftType, TaskType
@@ -71,7 +72,6 @@ class PeftConfigMixin:
         os.makedirs(save_directory, exist_ok=True)
         d = self.to_dict()
         d.update(kwargs)
-        from ..fileio import write_json_atomic
         write_json_atomic(os.path.join(save_directory, CONFIG_NAME), d, sort_keys=True, ensure_ascii=True,
                           trailing_newline=False)
 
@@ -94,7 +94,6 @@ class PeftConfigMixin:
 
     @classmethod
     def from_json_file(cls, path):
-        from ..fileio import read_json_object
         return read_json_object(path)
 
     @classmethod

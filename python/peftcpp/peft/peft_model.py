@@ -7,6 +7,7 @@ import os
 import warnings
 
 from .. import serialization
+from ..fileio import write_json_atomic
 from ..hub import resolve_file
 from ..nn import Module
 from .config import PeftConfig
@@ -152,7 +153,6 @@ class PeftModel(Module):
                 if mt:
                     d["auto_mapping"] = {"base_model_class": type(base).__name__,
                                          "parent_library": f"transformers.models.{mt}.modeling_{mt}"}
-            from ..fileio import write_json_atomic
             write_json_atomic(os.path.join(out_dir, CONFIG_NAME), d, sort_keys=True, ensure_ascii=True,
                               trailing_newline=False)
 

@@ -12,6 +12,7 @@ import numpy as np
 from .. import _core
 from .. import serialization
 from ..fileio import atomic_folder, write_json_atomic
+from ..peft import set_peft_model_state_dict
 
 __all__ = ["atomic_write_json", "get_last_checkpoint", "list_checkpoints", "CheckpointWriter",
            "PREFIX_CHECKPOINT_DIR", "COMPLETE_MARKER", "rng_state_dict", "restore_rng_state",
@@ -133,7 +134,6 @@ def load_model_weights(model, path):
     """The adapter (a PEFT model) or the full model's weights from a
     checkpoint folder."""
     if hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
-        from ..peft import set_peft_model_state_dict
         f = os.path.join(path, ADAPTER_WEIGHTS)
         if not os.path.isfile(f):
             raise ValueError(f"{path} has no {ADAPTER_WEIGHTS} to resume the adapter from")
