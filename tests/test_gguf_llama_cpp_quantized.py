@@ -86,7 +86,8 @@ PASSAGE = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_sta
 
 def test_default_model_fused_f16_and_q4_k_m_in_llama_cpp(workdir):
     from peftcpp import LoraConfig, get_peft_model
-    base = peftcpp.AutoModelForCausalLM.from_pretrained(dtype="float32")
+    from peftcpp.app.default_model import default_model_path
+    base = peftcpp.AutoModelForCausalLM.from_pretrained(default_model_path(), dtype="float32")
     tok = peftcpp.AutoTokenizer.from_pretrained(base.name_or_path)
     peftcpp.manual_seed(0)  # lora_A's init: the same adapter whatever ran before
     peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
