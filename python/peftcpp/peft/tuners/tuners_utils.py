@@ -120,7 +120,8 @@ class BaseTunerLayer(ActiveAdapters):
         self.base_layer.weight = Parameter(t, requires_grad=False)
 
     def get_delta_weight(self, adapter_name):
-        raise NotImplementedError
+        # abstract: each method's layer defines its weight update
+        raise NotImplementedError(f"{type(self).__name__} must define get_delta_weight (its method's merge)")
 
     def merged_weight(self, adapter_name, w_out_in):
         """The base weight with the adapter merged in; additive by default."""
@@ -175,7 +176,8 @@ class BaseTuner(ActiveAdapters, Module):
         """Wraps the module `target` (at path `key`) for adapter_name, or adds
         the adapter to it when it is already this method's layer (PEFT's
         _create_and_replace)."""
-        raise NotImplementedError
+        # abstract: each method's tuner defines how it wraps a target
+        raise NotImplementedError(f"{type(self).__name__} must define create_and_replace")
 
     def prepare_adapter_config(self, config):
         """Fills in target_modules: the model type's default when None, the
