@@ -67,3 +67,28 @@ def test_json_writes_are_atomic(tmp_path):
         write_json_atomic(path, {"a": object()})  # fails while serialising: the file is untouched
     assert path.read_text() == '{\n  "a": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_atomic_write_and_folder_keep_the_old_version_on_failure(tmp_path):
+    """peftcpp.fileio: a failing block leaves the old file / folder and no temporary."""
+    import pytest
+    from peftcpp.fileio import atomic_folder, atomic_write
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            f.write("new, half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(folder) as tmp:
+            open(os.path.join(tmp, "b"), "w").close()
+            raise RuntimeError("interrupted")
+    assert sorted(os.listdir(folder)) == ["a"]
+    with atomic_folder(folder) as tmp:
+        open(os.path.join(tmp, "b"), "w").close()
+    assert sorted(os.listdir(folder)) == ["b"]  # replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt", "out"]

@@ -4,7 +4,7 @@ the rename survives a crash. Readers see the old file or the new one, never a
 part; a failure leaves the old file and no temporary behind.
 
 Single files: :func:`atomic_write` (a context manager giving the open file),
-:func:`write_bytes_atomic`, :func:`write_text_atomic`, :func:`write_json_atomic`.
+:func:`write_text_atomic`, :func:`write_json_atomic`.
 File sets: :func:`atomic_files` (every file written, then all renamed) and
 :func:`atomic_folder` (a whole folder built under a temporary name, then renamed).
 The C++ writers (safetensors, GGUF) follow the same protocol in
@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 
-__all__ = ["atomic_write", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "atomic_files",
+__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "atomic_files",
            "atomic_folder", "fsync_dir", "fsync_file", "read_json_object"]
 
 
@@ -59,11 +59,6 @@ def atomic_write(path, mode="wb", encoding=None, newline=None):
         if os.path.exists(tmp):
             os.remove(tmp)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def write_bytes_atomic(path, data):
-    with atomic_write(path, "wb") as f:
-        f.write(data)
 
 
 def write_text_atomic(path, text):
