@@ -7,16 +7,21 @@ Single files: :func:`atomic_write` (a context manager giving the open file),
 :func:`write_text_atomic`, :func:`write_json_atomic`.
 File sets: :func:`atomic_files` (every file written, then all renamed) and
 :func:`atomic_folder` (a whole folder built under a temporary name, then renamed).
+One writer per output folder: :func:`folder_lock`.
 The C++ writers (safetensors, GGUF) follow the same protocol in
 ``csrc/io/atomic_file.cpp``.
 """
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import shutil
+import time
 
 __all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "atomic_files",
-           "atomic_folder", "fsync_dir", "fsync_file", "read_json_object"]
+           "atomic_folder", "fsync_dir", "fsync_file", "read_json_object", "folder_lock", "folder_lock_holder",
+           "lock_file_path", "FolderInUseError"]
 
 
 def fsync_dir(path):
@@ -150,3 +155,96 @@ def read_json_object(path):
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(d).__name__}")
     return d
+
+
+class FolderInUseError(RuntimeError):
+    """Another process holds the folder's lock (see :func:`folder_lock`)."""
+
+
+def lock_file_path(path):
+    """The lock file of folder ``path``: ``.<name>.peftcpp.lock`` beside it, so
+    that the folder itself holds only its own files (an adapter uploaded as
+    it is, a model folder that :class:`atomic_folder` replaces whole, which
+    would swap a lock file inside it for an unlocked one). Symlinks are
+    resolved so that every spelling of the folder meets the same lock."""
+    real = os.path.realpath(os.fspath(path))
+    parent, name = os.path.split(real)
+    return os.path.join(parent, f".{name or 'root'}.peftcpp.lock")
+
+
+def _read_pid(fd):
+    for _ in range(20):  # the holder writes its PID just after taking the lock
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if text.isdigit():
+            return text
+        time.sleep(0.005)
+    return "unknown"
+
+
+@contextlib.contextmanager
+def folder_lock(path, what=None):
+    """``with folder_lock("output/adapters", "--adapter-path"):`` holds an
+    exclusive advisory lock on the folder for the block: ``flock`` on
+    :func:`lock_file_path` (made with its parent folder if needed; the folder
+    itself need not exist yet), which holds the holder's PID and is removed
+    when the block ends. The operating system releases the lock when the
+    process ends, even by ``kill -9`` (the file then stays, unlocked, and the
+    next holder takes it over). If another process holds it, raises
+    :class:`FolderInUseError` at once, naming the folder and that PID;
+    ``what`` names the option that chooses the folder."""
+    shown = os.fspath(path)
+    lock_path = lock_file_path(shown)
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot create the lock file {lock_path} that keeps other peftcpp processes "
+                                   f"out of {shown}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            pid = _read_pid(fd) if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+            os.close(fd)
+            if pid is None:
+                raise
+            other = f"choose another {what}" if what else "choose another folder"
+            raise FolderInUseError(f"{shown} is in use by another peftcpp process (PID {pid}); wait for it to "
+                                   f"finish or {other}") from None
+        try:  # the holder before us may have removed the file we opened: then lock the new one
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        # written in place: replacing the file would give it a new, unlocked inode
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield lock_path
+    finally:
+        try:
+            os.unlink(lock_path)  # while still locked: whoever opened it meanwhile sees it gone and retries
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def folder_lock_holder(path):
+    """The PID (a string) of the process holding ``path``'s :func:`folder_lock`,
+    or None when nobody holds it."""
+    try:
+        fd = os.open(lock_file_path(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return _read_pid(fd)
+            raise
+        return None
+    finally:
+        os.close(fd)

@@ -59,12 +59,14 @@ def _fuse(args):
     d = check_adapter_dir(args.adapter_path)
     if not os.path.isfile(os.path.join(d, "adapter_config.json")):
         raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; it needs no fusing")
-    pm, _, base = load_adapter_model(d, args.model)  # errors (wrong base, missing model) in one sentence
-    fuse(pm, args.save_path)
-    # the tokenizer the adapter was trained with, when it was saved with it
-    if os.path.isfile(os.path.join(d, "tokenizer.json")):
-        from ...tokenization import AutoTokenizer
-        AutoTokenizer.from_pretrained(d).save_pretrained(args.save_path)
+    from ...fileio import folder_lock
+    with folder_lock(args.save_path, "--save-path"):  # held until the tokenizer files are in too
+        pm, _, base = load_adapter_model(d, args.model)  # errors (wrong base, missing model) in one sentence
+        fuse(pm, args.save_path)
+        # the tokenizer the adapter was trained with, when it was saved with it
+        if os.path.isfile(os.path.join(d, "tokenizer.json")):
+            from ...tokenization import AutoTokenizer
+            AutoTokenizer.from_pretrained(d).save_pretrained(args.save_path)
     print(f"Fused {d} into {args.save_path}")
     return base
 
@@ -82,6 +84,12 @@ def model_stem(adapter_dir, base):
 
 
 def run_convert(args):
+    from ...fileio import folder_lock
+    with folder_lock(args.gguf_dir, "--gguf-dir"):
+        _convert(args)
+
+
+def _convert(args):
     from .common import is_full_model_dir
     qt = quant_type(args.quantize)
     d = check_adapter_dir(args.adapter_path)

@@ -85,6 +85,13 @@ def run_clean(args):
     if not os.path.isdir(out):
         raise CLIError(f"{out} is a file, not peftcpp's output folder; not removing it")
     entries = sorted(os.listdir(out))
+    from ...fileio import folder_lock_holder
+    for e in entries:
+        pid = folder_lock_holder(os.path.join(out, e))
+        if pid:
+            raise CLIError(f"{os.path.join(out, e)} is in use by a peftcpp process (PID {pid}); not removing {out}")
+    # the lock files peftcpp commands leave beside their folders (fileio.lock_file_path)
+    entries = [e for e in entries if not (e.startswith(".") and e.endswith(".peftcpp.lock"))]
     strangers = [e for e in entries if e not in _OURS]
     ours = [e for e in entries if e in _OURS]
     if entries and not ours:

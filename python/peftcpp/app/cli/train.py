@@ -153,11 +153,7 @@ def _load_resume_weights(model, path):
 
 
 def run(args):
-    from ...data import DatasetError, load_dataset
-    from ...peft import LoraConfig, get_peft_model
-    from ...trainer import Trainer, TrainingArguments, get_last_checkpoint
-    from . import memory
-
+    from ...fileio import folder_lock
     cli = {k: getattr(args, k, None) for k in TRAIN_DEFAULTS}
     s, sources = resolve_train_settings(cli, args.config)
     adapter_path = s["adapter_path"]
@@ -168,6 +164,18 @@ def run(args):
             if k in s and sources[k] == "default" and k not in ("resume", "resume_from"):
                 s[k] = v
     _check(s)
+    # one run per folder, from the first checkpoint to the final save
+    with folder_lock(adapter_path, "--adapter-path"):
+        _train(s)
+
+
+def _train(s):
+    from ...data import DatasetError, load_dataset
+    from ...peft import LoraConfig, get_peft_model
+    from ...trainer import Trainer, TrainingArguments, get_last_checkpoint
+    from . import memory
+
+    adapter_path = s["adapter_path"]
     ckpt_dir = os.path.join(adapter_path, CHECKPOINTS)
     if s["resume"] and get_last_checkpoint(ckpt_dir) is None:
         raise CLIError(f"--resume: no checkpoint in {ckpt_dir} to continue from (train without --resume first)")
