@@ -232,3 +232,131 @@ def test_template_and_eos_from_gguf(tmp_path):
     text = open(write_modelfile(path)).read()
     assert GO_TEMPLATES["chatml"] in text
     assert 'PARAMETER stop "<|endoftext|>"' in text
+
+
+# ------------------------------------ hostile values: Ollama's own grammar
+def ollama_parse(text):
+    """A port of Ollama's Modelfile parser (parser/parser.go, ParseFile): the
+    (command, argument) list it builds. A value ends at the first line end
+    where it is complete (`\"\"\"...\"\"\"`, `"..."` or unquoted); quotes are cut,
+    nothing is unescaped; characters that are not printable are dropped."""
+    NIL, NAME, VALUE, PARAM, COMMENT = range(5)
+    commands = ("from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter",
+                "message", "requires")
+
+    def unquote(s):
+        if s.startswith('"""'):
+            return s[3:-3] if len(s) >= 6 and s.endswith('"""') else None
+        if s.startswith('"'):
+            return s[1:-1] if len(s) >= 2 and s.endswith('"') else None
+        return s
+
+    out, cur, buf, name = [], NIL, [], None
+    for r in text:
+        if cur == NIL:
+            nxt, keep = (COMMENT, None) if r == "#" else (NIL, None) if r in " \t\r\n" else (NAME, r)
+        elif cur == NAME:
+            if r.isascii() and r.isalpha():
+                nxt, keep = NAME, r
+            elif r in " \t":
+                nxt, keep = VALUE, None
+            else:
+                raise ValueError(f"invalid command after {''.join(buf)!r}")
+        elif cur == VALUE:
+            nxt, keep = (NIL, r) if r in " \t\r\n" else (VALUE, r)
+        elif cur == PARAM:
+            if r.isascii() and (r.isalnum() or r == "_"):
+                nxt, keep = PARAM, r
+            elif r in " \t":
+                nxt, keep = VALUE, None
+            else:
+                raise ValueError("unexpected EOF")
+        else:
+            nxt, keep = (NIL, None) if r in "\r\n" else (COMMENT, None)
+        if nxt != cur:
+            if cur == NAME:
+                word = "".join(buf).lower()
+                if word not in commands:
+                    raise ValueError(f"invalid command {word!r}")
+                if word == "parameter":
+                    nxt = PARAM
+                name = "model" if word == "from" else word
+            elif cur == PARAM:
+                name = "".join(buf)
+            elif cur == VALUE:
+                value = unquote("".join(buf).strip())
+                if value is None or r in " \t":
+                    buf.append(r)
+                    continue
+                out.append((name, value))
+            buf, cur = [], nxt
+        if keep is not None and keep.isprintable():
+            buf.append(keep)
+    if cur == VALUE:
+        value = unquote("".join(buf).strip())
+        if value is None:
+            raise ValueError("unexpected EOF")
+        out.append((name, value))
+    elif cur not in (NIL, COMMENT):
+        raise ValueError("unexpected EOF")
+    return out
+
+
+INJECTION = '\nFROM evil\nADAPTER x\nPARAMETER temperature 9\nSYSTEM "'
+HOSTILE_SYSTEM = [
+    'say """ and then' + INJECTION,  # """ inside a line, then directive-looking lines
+    'ends with a quote"' + INJECTION + '"',
+    '"""',  # only the quotes
+    'x"""',
+    '""leading quotes and trailing ones""',
+    "  spaces around, tabs\tand\r\nCRLF lines  ",
+    "# not a comment\nMESSAGE user hi\nTEMPLATE {{ .Prompt }}",
+]
+
+
+@pytest.mark.parametrize("system", HOSTILE_SYSTEM)
+def test_system_prompt_cannot_inject_modelfile_lines(system):
+    text = modelfile_text("m.gguf", JINJA["chatml"], eos_token="<|im_end|>", system=system)
+    cmds = ollama_parse(text)
+    assert [c for c in cmds if c[0] == "model"] == [("model", "./m.gguf")]
+    assert [c for c in cmds if c[0] == "adapter"] == []
+    assert [v for n, v in cmds if n == "system"] == [system]
+    assert [v for n, v in cmds if n == "template"] == [GO_TEMPLATES["chatml"]]
+    assert [n for n, _ in cmds if n not in ("model", "template", "system")] == ["stop", "stop"]
+    assert [v for n, v in cmds if n == "stop"] == ["<|im_end|>", "<|im_start|>"]
+
+
+@pytest.mark.parametrize("system", ['"""' + INJECTION + '"""', 'x """  \nFROM evil', 'a\u200dzero-width joiner'])
+def test_system_prompt_ollama_cannot_read_back_is_refused(tmp_path, system):
+    """A line ending in \"\"\" ends every Modelfile quoting (there is no escape),
+    and Ollama drops unprintable characters: refused, naming the field, and
+    nothing is written."""
+    with pytest.raises(ValueError, match=r"^SYSTEM \(the system prompt\) cannot be written into an Ollama "
+                                         r"Modelfile: (a line of it ends with '\"\"\"'|it contains the character "
+                                         r"U\+200D)"):
+        write_modelfile(str(tmp_path / "m.gguf"), JINJA["chatml"], eos_token="</s>", system=system)
+    assert os.listdir(tmp_path) == []
+
+
+def test_stop_strings_parameters_and_paths_read_back_unchanged(tmp_path):
+    eos = '</s>"\nFROM evil'
+    name = 'we"ird\nADAPTER evil.gguf '
+    text = modelfile_text(name, JINJA["chatml"], eos_token=eos, stop=['"quoted"', "a b"],
+                          parameters={"temperature": 0.5, "num_ctx": "4096\nFROM x"})
+    cmds = ollama_parse(text)
+    assert [c for c in cmds if c[0] in ("model", "adapter")] == [("model", "./" + name)]
+    assert [v for n, v in cmds if n == "stop"] == ["<|im_end|>", "<|im_start|>", '"quoted"', "a b", eos]
+    assert ("temperature", "0.5") in cmds and ("num_ctx", "4096\nFROM x") in cmds
+    assert "PARAMETER temperature 0.5" in text.splitlines()  # plain values stay plain
+    with pytest.raises(ValueError, match=r"^PARAMETER name 'top k' cannot be written"):
+        modelfile_text("m.gguf", parameters={"top k": 1})
+    with pytest.raises(ValueError, match=r"^PARAMETER stop '.*' cannot be written.*U\+0000"):
+        modelfile_text("m.gguf", eos_token="a\x00b")
+
+
+def test_the_port_of_ollamas_parser_reads_what_the_old_writer_got_wrong():
+    """The parser port agrees with Ollama on the injection the issue found."""
+    old = 'FROM ./m.gguf\nSYSTEM """' + '"""' + INJECTION + '"""' + '"""\n'
+    cmds = ollama_parse(old)
+    assert [c for c in cmds if c[0] == "model"] == [("model", "./m.gguf"), ("model", "evil")]
+    assert ("adapter", "x") in cmds and ("temperature", "9") in cmds

@@ -17,11 +17,13 @@ saying so (and a warning): the model still runs, but without chat formatting.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from ..fileio import write_text_atomic
 from .reader import GGUFFile
 
-__all__ = ["write_modelfile", "modelfile_text", "detect_chat_family", "GO_TEMPLATES"]
+__all__ = ["write_modelfile", "modelfile_text", "modelfile_value", "ollama_reads", "detect_chat_family",
+           "GO_TEMPLATES"]
 
 GO_TEMPLATES = {
     "chatml": (
@@ -87,15 +89,66 @@ def detect_chat_family(chat_template):
     return None
 
 
-def _quote(s):
-    # Modelfile values: double-quoted with backslash escapes.
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+# ---- Values as Ollama's Modelfile parser reads them (ollama/parser/parser.go, ParseFile):
+# a value runs to the first line end at which it, stripped of surrounding blanks, is complete:
+# `"""..."""` (at least 6 characters), `"..."`, or anything not starting with a quote. The quotes
+# are cut off and nothing else: there are no escapes. Characters that are not printable (besides
+# tab, CR and LF) are dropped. So a value is written in the first form that reads back as itself,
+# and refused when none does (a line of it ending in `"""`) or when it holds a dropped character.
+_BLANKS = " \t\r\n"
+TEXT_FORMS = ('"""{}"""', '"{}"', "{}")  # TEMPLATE, SYSTEM
+STOP_FORMS = ('"{}"', '"""{}"""', "{}")  # PARAMETER stop
+BARE_FORMS = ("{}", '"{}"', '"""{}"""')  # FROM, other PARAMETERs
+
+
+def _unquote(s):
+    if s.startswith('"""'):
+        return s[3:-3] if len(s) >= 6 and s.endswith('"""') else None
+    if s.startswith('"'):
+        return s[1:-1] if len(s) >= 2 and s.endswith('"') else None
+    return s
+
+
+def ollama_reads(written):
+    """The value Ollama's parser reads from the line ``NAME <written>``, or
+    None when the value would not end at that line's end."""
+    buf = []
+    for i, c in enumerate(written + "\n"):
+        if c in _BLANKS:
+            value = _unquote("".join(buf).strip(_BLANKS))
+            if value is None or c in " \t":
+                buf.append(c)
+                continue
+            return value if i == len(written) else None
+        if c.isprintable():
+            buf.append(c)
+    return None
+
+
+def modelfile_value(field, value, forms=TEXT_FORMS):
+    """``value`` written so that Ollama reads it back unchanged (see above);
+    a ValueError naming ``field`` when it cannot be."""
+    value = str(value)
+    for c in value:
+        if not (c.isprintable() or c in "\t\r\n"):
+            raise ValueError(f"{field} cannot be written into an Ollama Modelfile: it contains the character "
+                             f"U+{ord(c):04X}, which Ollama's Modelfile parser drops")
+    for form in forms:
+        written = form.format(value)
+        if ollama_reads(written) == value:
+            return written
+    # no form fits only when a line of the value ends with """ (blanks aside): that ends every quoting
+    raise ValueError(f"{field} cannot be written into an Ollama Modelfile: a line of it ends with '\"\"\"', which "
+                     "ends the Modelfile's quoting early (the format has no escape for it)")
 
 
 def modelfile_text(gguf_name, chat_template=None, stop=None, eos_token=None, system=None, parameters=None):
-    """The Modelfile for ``FROM ./<gguf_name>`` (see the module docstring)."""
+    """The Modelfile for ``FROM ./<gguf_name>`` (see the module docstring).
+    Every value is written so that Ollama reads it back unchanged; one that
+    cannot be (see :func:`modelfile_value`) raises a ValueError naming it."""
     family = detect_chat_family(chat_template)
-    lines = [f"FROM ./{gguf_name}" if not os.path.isabs(gguf_name) else f"FROM {gguf_name}", ""]
+    source = f"./{gguf_name}" if not os.path.isabs(gguf_name) else gguf_name
+    lines = [f"FROM {modelfile_value('FROM (the GGUF file name)', source, BARE_FORMS)}", ""]
     if family is None:
         if chat_template:
             warnings.warn("chat template not recognised (ChatML, Llama-3, Gemma-3 or Phi-3 expected); the "
@@ -105,18 +158,21 @@ def modelfile_text(gguf_name, chat_template=None, stop=None, eos_token=None, sys
     else:
         family_key = family
     template = GO_TEMPLATES[family_key]
-    lines.append(f'TEMPLATE """{template}"""')
+    lines.append(f"TEMPLATE {modelfile_value('TEMPLATE', template)}")
     if system:
-        lines.append(f'SYSTEM """{system}"""')
+        lines.append(f"SYSTEM {modelfile_value('SYSTEM (the system prompt)', system)}")
     stops = []
     for s in list(_STOPS[family_key]) + list(stop or []) + ([eos_token] if eos_token else []):
         if s and s not in stops:
             stops.append(s)
     lines.append("")
     for s in stops:
-        lines.append(f"PARAMETER stop {_quote(s)}")
+        lines.append(f"PARAMETER stop {modelfile_value(f'PARAMETER stop {s!r}', s, STOP_FORMS)}")
     for k, v in (parameters or {}).items():
-        lines.append(f"PARAMETER {k} {v}")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", str(k)):  # the parser's parameter names
+            raise ValueError(f"PARAMETER name {k!r} cannot be written into an Ollama Modelfile (letters, digits "
+                             "and '_' only)")
+        lines.append(f"PARAMETER {k} {modelfile_value(f'PARAMETER {k}', v, BARE_FORMS)}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
