@@ -4,7 +4,7 @@ Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
 import os
 import sys
 
-from .common import CLIError, adapter_base, check_adapter_dir, read_record
+from .common import TRAIN_RECORD, CLIError, adapter_base, check_adapter_dir, read_record
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
@@ -22,6 +22,8 @@ def add_parsers(sub):
     c.add_argument("--gguf-dir", default="output/gguf", help="where the GGUF files go (default: output/gguf)")
     c.add_argument("--name", default=None,
                    help="file name stem (default: the base model's name, as <Model>-finetuned-<TYPE>.gguf)")
+    c.add_argument("--system-prompt", default=None,
+                   help="the Modelfile's SYSTEM (default: the system prompt the adapter was trained with; '' for none)")
     c.set_defaults(func=run_convert)
     q = sub.add_parser("quantize", help="quantize a GGUF file (llama-quantize)")
     q.add_argument("input", metavar="IN", help="GGUF file (f16 / bf16 / f32)")
@@ -89,10 +91,32 @@ def run_convert(args):
         _convert(args)
 
 
+def _modelfile_system(args):
+    """The Modelfile's SYSTEM, checked before any work: one Ollama cannot read
+    back unchanged stops the command at once."""
+    from ...gguf.modelfile import modelfile_value
+    if args.system_prompt is not None:
+        system, where = args.system_prompt, "--system-prompt"
+    else:
+        system = read_record(args.adapter_path).get("system_prompt")
+        where = f"the system prompt recorded in {os.path.join(args.adapter_path, TRAIN_RECORD)}"
+    if not system:
+        return None
+    if not isinstance(system, str):
+        raise CLIError(f"{where} is not text ({type(system).__name__}); pass --system-prompt")
+    try:
+        modelfile_value("SYSTEM", system)
+    except ValueError as e:
+        raise CLIError(f"{where}: {e}; pass --system-prompt with another text, or --system-prompt '' for none") \
+            from None
+    return system
+
+
 def _convert(args):
     from .common import is_full_model_dir
     qt = quant_type(args.quantize)
     d = check_adapter_dir(args.adapter_path)
+    system = _modelfile_system(args)
     if is_full_model_dir(d):  # --fine-tune-type full: the folder is already the whole model
         rec = read_record(d)
         stem = args.name or model_stem(d, rec.get("model"))
@@ -113,7 +137,6 @@ def _convert(args):
         gguf.quantize(f16, out, qt, progress=sys.stderr.isatty())
         print(f"Wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
     modelfile = os.path.join(args.gguf_dir, "Modelfile")
-    system = read_record(args.adapter_path).get("system_prompt")
     gguf.write_modelfile(out, out_path=modelfile, system=system)
     print(f"Wrote {modelfile} (ollama create {stem.lower()}-finetuned -f {modelfile})")
 
