@@ -7,7 +7,8 @@ Single files: :func:`atomic_write` (a context manager giving the open file),
 :func:`write_text_atomic`, :func:`write_json_atomic`.
 File sets: :func:`atomic_files` (every file written, then all renamed) and
 :func:`atomic_folder` (a whole folder built under a temporary name, then renamed).
-One writer per output folder: :func:`folder_lock`.
+One writer per output folder: :func:`folder_lock`. Paths read from a file
+stay inside its folder: :func:`path_inside`, :func:`safetensors_index_shards`.
 The C++ writers (safetensors, GGUF) follow the same protocol in
 ``csrc/io/atomic_file.cpp``.
 """
@@ -21,7 +22,7 @@ import time
 
 __all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "atomic_files",
            "atomic_folder", "fsync_dir", "fsync_file", "read_json_object", "folder_lock", "folder_lock_holder",
-           "lock_file_path", "FolderInUseError"]
+           "lock_file_path", "FolderInUseError", "path_inside", "safetensors_index_shards"]
 
 
 def fsync_dir(path):
@@ -248,3 +249,48 @@ def folder_lock_holder(path):
         return None
     finally:
         os.close(fd)
+
+
+def path_inside(folder, name, what):
+    """``folder/name`` for a ``name`` read from a file in ``folder``: a
+    ValueError starting with ``what`` when it is absolute or leads out of the
+    folder (by ``..`` or through a linked sub-folder), so that a hostile file
+    cannot make peftcpp read (and quote in an error) a file elsewhere. The
+    last part may be a symbolic link: the Hugging Face cache's snapshot
+    folders are made of them, and a model folder's own files are trusted."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise ValueError(f"{what} is not a file name")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or os.path.splitdrive(name)[0]:
+        raise ValueError(f"{what} is an absolute path; only file names inside {folder} are followed")
+    norm = os.path.normpath(name)
+    if norm == os.pardir or norm.startswith(os.pardir + os.sep) or norm in (os.curdir, ""):
+        raise ValueError(f"{what} leads outside {folder}; only file names inside it are followed")
+    root = os.path.realpath(folder)
+    parent = os.path.realpath(os.path.join(folder, os.path.dirname(norm)))
+    if os.path.commonpath([root, parent]) != root:
+        raise ValueError(f"{what} resolves outside {folder} (through a linked folder); only file names inside it "
+                         "are followed")
+    return os.path.join(folder, norm)
+
+
+def safetensors_index_shards(index_path):
+    """The shard files a ``model.safetensors.index.json`` maps its tensors
+    to, as sorted names relative to its folder, each checked with
+    :func:`path_inside`; errors name the index file and the entry."""
+    index_path = os.fspath(index_path)
+    weight_map = read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise ValueError(f"{index_path}: no 'weight_map' object; not a safetensors index")
+    folder = os.path.dirname(index_path) or "."
+    shards = {}
+    for tensor, shard in weight_map.items():
+        if isinstance(shard, str) and shard in shards:
+            continue
+        path_inside(folder, shard, f"{index_path}: weight_map[{_short(tensor)}] = {_short(shard)}")
+        shards[shard] = tensor
+    return sorted(shards)
+
+
+def _short(value, limit=120):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"

@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 
 from .. import _core
+from ..fileio import safetensors_index_shards
 from .file_quantization import FILE_TYPES
 from .import_model import llama3_rope_factors
 from .names import GGUFExportError, gguf_tensor_name, permute_qk
@@ -103,10 +104,8 @@ def load_checkpoint(folder):
         return read_safetensors(single)
     index = os.path.join(folder, "model.safetensors.index.json")
     if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
         out = {}
-        for s in shards:
+        for s in safetensors_index_shards(index):  # never a file outside the model's folder
             out.update(read_safetensors(os.path.join(folder, s)))
         return out
     raise GGUFExportError(f"{folder}: no model.safetensors or model.safetensors.index.json")

@@ -1,12 +1,12 @@
 """PreTrainedModel: loading and saving Hugging Face checkpoints
 (config.json + model.safetensors or a sharded index, memory-mapped: the
 weights are used where they lie in the file, no second copy)."""
-import json
 import os
 import re
 
 from .. import _core
 from .. import serialization
+from ..fileio import safetensors_index_shards
 from ..hub import resolve_file
 from ..nn import Module, Parameter, init_empty_weights
 from .._tensor import bfloat16, float16, float32
@@ -40,12 +40,7 @@ def load_checkpoint(name_or_path, **hub_kwargs):
     index_path = resolve_file(name_or_path, SAFE_WEIGHTS_INDEX_NAME, required=False, **hub_kwargs)
     files = []
     if index_path is not None:
-        with open(index_path, encoding="utf-8") as f:
-            try:
-                weight_map = json.load(f)["weight_map"]
-            except (json.JSONDecodeError, KeyError) as e:
-                raise ValueError(f"{index_path}: not a valid safetensors index ({e})") from None
-        for shard in sorted(set(weight_map.values())):
+        for shard in safetensors_index_shards(index_path):  # never a file outside the model's folder
             files.append(resolve_file(name_or_path, shard, **hub_kwargs))
     else:
         files.append(resolve_file(name_or_path, SAFE_WEIGHTS_NAME, **hub_kwargs))
