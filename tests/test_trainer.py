@@ -482,3 +482,24 @@ def test_add_pop_remove_callbacks(base_dir, tmp_path, capsys):
     with_bar = Trainer(lora_model(base_dir), args(tmp_path, disable_tqdm=False), train_dataset=dataset(8))
     assert any(isinstance(c, ProgressCallback) for c in with_bar.callback_handler.callbacks)
     assert isinstance(with_bar.callback_handler.callbacks[0], DefaultFlowCallback)
+
+
+@pytest.mark.parametrize("resume_at", [2, 4])
+def test_resume_inside_a_report_window_logs_the_uninterrupted_losses(base_dir, tmp_path, resume_at):
+    """Reports every 3 steps, checkpoints every 2: a run resumed from a
+    checkpoint inside a report window logs the same lines (loss, tokens,
+    learning rate) and the same final train loss as the uninterrupted run."""
+    kw = dict(max_steps=7, logging_steps=3, save_strategy="steps", save_steps=2, per_device_train_batch_size=2)
+    data = dataset(12, vary=True)
+    full = Trainer(lora_model(base_dir), args(tmp_path / "a", **kw), train_dataset=data)
+    out_full = full.train()
+    keys = ("step", "loss", "trained_tokens", "learning_rate")
+    logged = lambda tr: [tuple(h[k] for k in keys) for h in tr.state.log_history if "loss" in h]  # noqa: E731
+    assert [e[0] for e in logged(full)] == [3, 6, 7]
+    out2 = tmp_path / "b" / "out"
+    out2.mkdir(parents=True)
+    shutil.copytree(tmp_path / "a" / "out" / f"checkpoint-{resume_at}", out2 / f"checkpoint-{resume_at}")
+    again = Trainer(lora_model(base_dir, seed=5), args(tmp_path / "b", **kw), train_dataset=data)
+    out_again = again.train(resume_from_checkpoint=True)
+    assert logged(again) == logged(full)
+    assert out_again.training_loss == out_full.training_loss

@@ -248,6 +248,7 @@ class Trainer:
         epoch) to start at."""
         self.state = TrainerState(max_steps=plan.max_steps, num_train_epochs=plan.num_epochs,
                                   train_batch_size=self.args.per_device_train_batch_size)
+        self._resumed_window = {}
         if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, ckpt.TRAINER_STATE_NAME)):
             return self._load_training_state(checkpoint)
         return 0, 0
@@ -258,6 +259,7 @@ class Trainer:
         handler = self.callback_handler
         handler.model, handler.optimizer, handler.lr_scheduler = self.model, self.optimizer, self.lr_scheduler
         self._window = window = StepWindow()
+        window.load_state_dict(self._resumed_window)  # a checkpoint's unlogged steps
         t_start = window.since
         self.control = handler.on_train_begin(self.args, self.state, self.control)
         try:
@@ -406,6 +408,7 @@ class Trainer:
             ckpt.atomic_write_json(os.path.join(tmp, ckpt.TRAINING_ARGS_NAME), args.to_dict())
             state = self.state.to_dict()
             state["epoch_index"], state["step_in_epoch"] = epoch, step_in_epoch
+            state["log_window"] = self._window.state_dict()
             ckpt.atomic_write_json(os.path.join(tmp, ckpt.TRAINER_STATE_NAME), state)  # last: marks it complete
         final = os.path.join(args.output_dir, f"{ckpt.PREFIX_CHECKPOINT_DIR}-{gs}")
         ckpt.prune_checkpoints(args.output_dir, args.save_total_limit, keep=[final])
@@ -418,6 +421,7 @@ class Trainer:
         with open(os.path.join(path, ckpt.TRAINER_STATE_NAME)) as f:
             saved = json.load(f)
         epoch, step_in_epoch = saved.pop("epoch_index", 0), saved.pop("step_in_epoch", 0)
+        self._resumed_window = saved.pop("log_window", None) or {}
         max_steps, n_epochs = self.state.max_steps, self.state.num_train_epochs
         self.state = TrainerState.from_dict(saved)
         self.state.max_steps, self.state.num_train_epochs = max_steps, n_epochs

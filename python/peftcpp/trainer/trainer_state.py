@@ -86,6 +86,19 @@ class StepWindow:
         self.total_loss += loss
         self.total_steps += 1
 
+    _SAVED = ("loss", "steps", "tokens", "time", "total_loss", "total_steps")
+
+    def state_dict(self):
+        """What a checkpoint keeps, so that a resumed run's first log line
+        covers the steps before the interruption too, as the uninterrupted
+        run's does."""
+        return {k: getattr(self, k) for k in self._SAVED}
+
+    def load_state_dict(self, d):
+        for k in self._SAVED:
+            if k in d:
+                setattr(self, k, type(getattr(self, k))(d[k]))
+
     def pause(self):
         self.time += time.perf_counter() - self.since
 
