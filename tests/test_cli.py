@@ -473,7 +473,8 @@ def test_ctrl_c_stops_training_and_resume_finishes_it(tiny, tmp_path):
     assert p.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr and "interrupted" in stderr
     last = max(int(d.name.split("-")[1]) for d in (out_dir / "checkpoints").glob("checkpoint-[0-9]*"))
-    assert json.load(open(out_dir / "peftcpp_train.json"))["status"] == "running"
+    rec = json.load(open(out_dir / "peftcpp_train.json"))
+    assert rec["status"] == "interrupted" and rec["last_checkpoint"].endswith(f"checkpoint-{last}")
     done = ok(run_cli("train", "--resume", "--iters", last + 3, "--adapter-path", out_dir))
     assert "(resuming)" in done and os.path.isfile(out_dir / "adapter_model.safetensors")
     assert re.findall(r"^Iter (\d+): Train loss", done, re.M) == [str(last + i) for i in (1, 2, 3)]

@@ -53,6 +53,42 @@ def read_record(adapter_dir):
         return {}
 
 
+def run_status(adapter_dir, rec=None):
+    """(status, one sentence or None) of the training run recorded in an
+    adapter folder: 'complete' or no record (None: nothing to say),
+    'running' (a process holds the folder), 'stopped' (recorded as running
+    but nobody holds the folder: killed), 'failed' or 'interrupted'."""
+    from ...fileio import folder_lock_holder
+    rec = read_record(adapter_dir) if rec is None else rec
+    status = rec.get("status")
+    if not rec or status == "complete":
+        return "complete", None
+    finish = (f"its adapter files are not that run's result; `peftcpp train --resume --adapter-path {adapter_dir}` "
+              "finishes it from its last checkpoint, or train again")
+    if status == "running":
+        pid = folder_lock_holder(adapter_dir)
+        if pid:
+            return "running", f"{adapter_dir} is being trained right now (peftcpp PID {pid}); wait for it to finish"
+        return "stopped", f"the training run in {adapter_dir} stopped without finishing (killed?); {finish}"
+    if status == "failed":
+        error = rec.get("error")
+        why = f" ({error})" if isinstance(error, str) and error.isprintable() else ""
+        return "failed", f"the last training run in {adapter_dir} failed{why}; {finish}"
+    if status == "interrupted":
+        return "interrupted", f"the last training run in {adapter_dir} was interrupted; {finish}"
+    shown = status if isinstance(status, str) and status.isprintable() else repr(status)
+    return "unknown", f"{os.path.join(adapter_dir, TRAIN_RECORD)} has an unknown status {shown}"
+
+
+def check_finished(adapter_dir):
+    """Raises the CLIError of run_status for a folder whose recorded run did
+    not finish: what is built from it (fused model, GGUF) would mix that
+    run's record with another run's weights, or none."""
+    _, problem = run_status(adapter_dir)
+    if problem:
+        raise CLIError(problem)
+
+
 def check_adapter_dir(path, flag="--adapter-path"):
     """The folder of an adapter (or of a full fine-tune); a clear error when
     it is missing or holds neither."""
@@ -63,6 +99,9 @@ def check_adapter_dir(path, flag="--adapter-path"):
     if not os.path.isdir(path):
         raise CLIError(f"adapter folder not found: {path} (train one with `peftcpp train`, or pass {flag})")
     if not (os.path.isfile(os.path.join(path, ADAPTER_CONFIG)) or is_full_model_dir(path)):
+        _, problem = run_status(path)  # a first run that did not finish says so
+        if problem:
+            raise CLIError(problem)
         raise CLIError(f"{path} holds no adapter: {ADAPTER_CONFIG} is missing (is it the folder `peftcpp train` "
                        "wrote to?)")
     return path

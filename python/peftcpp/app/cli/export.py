@@ -4,7 +4,7 @@ Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
 import os
 import sys
 
-from .common import TRAIN_RECORD, CLIError, adapter_base, check_adapter_dir, read_record
+from .common import TRAIN_RECORD, CLIError, adapter_base, check_adapter_dir, check_finished, read_record
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
@@ -59,6 +59,7 @@ def _fuse(args):
     from ...export import fuse
     from .common import load_adapter_model
     d = check_adapter_dir(args.adapter_path)
+    check_finished(d)
     if not os.path.isfile(os.path.join(d, "adapter_config.json")):
         raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; it needs no fusing")
     from ...fileio import folder_lock
@@ -116,6 +117,7 @@ def _convert(args):
     from .common import is_full_model_dir
     qt = quant_type(args.quantize)
     d = check_adapter_dir(args.adapter_path)
+    check_finished(d)
     system = _modelfile_system(args)
     if is_full_model_dir(d):  # --fine-tune-type full: the folder is already the whole model
         rec = read_record(d)
@@ -153,6 +155,7 @@ def run_quantize(args):
 def run_export_adapter(args):
     from .common import is_full_model_dir
     d = check_adapter_dir(args.adapter_path)
+    check_finished(d)
     if is_full_model_dir(d):
         raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; use `peftcpp convert`")
     base = args.model if args.model is not None else adapter_base(d)

@@ -6,7 +6,8 @@ import os
 import sys
 import time
 
-from .common import CLIError, load_for_inference, read_record
+from .common import (ADAPTER_CONFIG, TRAIN_RECORD, CLIError, is_full_model_dir, load_for_inference,
+                     read_record, run_status)
 
 # `peftcpp test` without a data folder to take prompts from: questions on the sample dataset's topic
 DEFAULT_TEST_PROMPTS = (
@@ -39,6 +40,9 @@ def add_parsers(sub):
     t = sub.add_parser("test", help="answer three test prompts (DonkeyTune's test), or --prompt")
     t.add_argument("--prompt", "-p", action="append", default=None,
                    help="a prompt (repeatable; default: three prompts from the adapter's validation data)")
+    t.add_argument("--data", default=None, metavar="DIR",
+                   help="take the prompts from DIR/valid.jsonl (default: the ones recorded when the adapter was "
+                        "trained)")
     _common(t, adapter_default="output/adapters")
     t.set_defaults(func=run_test)
     c = sub.add_parser("chat", help="interactive chat (exit with 'exit' or Ctrl-D)")
@@ -62,6 +66,12 @@ def _load(args):
     if args.adapter_path is not None and args.gguf is None and not os.path.exists(args.adapter_path):
         raise CLIError(f"adapter folder not found: {args.adapter_path} (train one with `peftcpp train`, or pass "
                        "--adapter-path)")
+    if args.adapter_path is not None and args.gguf is None:
+        _, problem = run_status(args.adapter_path)
+        # trying out what an unfinished run left is fine, if said (no adapter files at all: the loader says so)
+        if problem and (os.path.isfile(os.path.join(args.adapter_path, ADAPTER_CONFIG))
+                        or is_full_model_dir(args.adapter_path)):
+            print(f"warning: {problem}; answering with the adapter files there now", file=sys.stderr)
     model, tok, what = load_for_inference(args.model, args.adapter_path, args.gguf)
     system = args.system_prompt
     if system is None and args.adapter_path is not None and args.gguf is None:
@@ -152,33 +162,58 @@ def run_generate(args):
     _footer(n_prompt, p_tps, n_gen, g_tps)
 
 
-def test_prompts(adapter_path):
-    """Three user prompts from the validation file the adapter was trained
-    with (when recorded and present), else DEFAULT_TEST_PROMPTS."""
-    rec = read_record(adapter_path) if adapter_path else {}
-    data = rec.get("data")
-    path = os.path.join(data, "valid.jsonl") if data and os.path.isdir(data) else None
+def valid_prompts(folder, n=3):
+    """The first user prompt of each of the first `n` usable lines of
+    `folder`/valid.jsonl ([] when it has none)."""
     found = []
-    if path and os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                msgs = obj.get("messages") if isinstance(obj, dict) else None
-                user = [m.get("content") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"]
-                prompt = user[0] if user else (obj.get("prompt") if isinstance(obj, dict) else None)
-                if isinstance(prompt, str) and prompt.strip():
-                    found.append(prompt)
-                if len(found) == 3:
-                    break
-    return found or list(DEFAULT_TEST_PROMPTS)
+    with open(os.path.join(folder, "valid.jsonl"), encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            msgs = obj.get("messages") if isinstance(obj, dict) else None
+            msgs = msgs if isinstance(msgs, list) else []
+            user = [m.get("content") for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
+            prompt = user[0] if user else (obj.get("prompt") if isinstance(obj, dict) else None)
+            if isinstance(prompt, str) and prompt.strip():
+                found.append(prompt)
+            if len(found) == n:
+                break
+    return found
+
+
+def test_prompts(adapter_path, data=None):
+    """`peftcpp test`'s prompts: from `data`/valid.jsonl (--data), else the
+    validation prompts `peftcpp train` recorded, else DEFAULT_TEST_PROMPTS.
+    A data folder named by the record is not followed unless it lies inside
+    the adapter folder: the record is a file anyone may have written."""
+    if data is not None:
+        if not os.path.isfile(os.path.join(data, "valid.jsonl")):
+            raise CLIError(f"--data {data}: no valid.jsonl there to take the test prompts from")
+        return valid_prompts(data) or list(DEFAULT_TEST_PROMPTS)
+    rec = read_record(adapter_path) if adapter_path else {}
+    recorded = rec.get("test_prompts")
+    if isinstance(recorded, list) and all(isinstance(p, str) for p in recorded):
+        return recorded[:3] or list(DEFAULT_TEST_PROMPTS)
+    folder = rec.get("data")
+    if isinstance(folder, str) and folder:  # a record older than test_prompts
+        root = os.path.realpath(adapter_path)
+        if os.path.commonpath([root, os.path.realpath(os.path.join(adapter_path, folder))]) != root:
+            shown = folder if folder.isprintable() else repr(folder)
+            raise CLIError(f"{os.path.join(adapter_path, TRAIN_RECORD)} names the data folder {shown}, outside "
+                           f"{adapter_path}, and paths read from files are not followed: pass --data {shown} to "
+                           "take the test prompts from its valid.jsonl, or --prompt")
+        folder = os.path.join(adapter_path, folder)
+        if os.path.isfile(os.path.join(folder, "valid.jsonl")):
+            return valid_prompts(folder) or list(DEFAULT_TEST_PROMPTS)
+    return list(DEFAULT_TEST_PROMPTS)
 
 
 def run_test(args):
+    # the prompts first: a problem with them stops the command before the model loads
+    prompts = args.prompt or test_prompts(args.adapter_path if args.gguf is None else None, args.data)
     model, tok, what, system = _load(args)
-    prompts = args.prompt or test_prompts(args.adapter_path if args.gguf is None else None)
     print(f"Model: {what}")
     for i, prompt in enumerate(prompts, 1):
         print(f"\n--- Prompt {i}/{len(prompts)}: {prompt}")

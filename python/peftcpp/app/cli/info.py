@@ -2,7 +2,7 @@
 import os
 import shutil
 
-from .common import ADAPTER_CONFIG, TRAIN_RECORD, CLIError, check_adapter_dir, read_record
+from .common import ADAPTER_CONFIG, TRAIN_RECORD, CLIError, check_adapter_dir, read_record, run_status
 
 
 def add_parsers(sub):
@@ -18,8 +18,11 @@ def add_parsers(sub):
 
 def run_info(args):
     from ...fileio import read_json_object
-    d = check_adapter_dir(args.adapter_dir, flag="ADAPTER_DIR")
+    d = args.adapter_dir
+    if not (os.path.isdir(d) and read_record(d)):  # a run that never saved an adapter still has its record
+        d = check_adapter_dir(d, flag="ADAPTER_DIR")
     rec = read_record(d)
+    status, problem = run_status(d, rec)
     rows = []
     cfg = read_json_object(os.path.join(d, ADAPTER_CONFIG)) if os.path.isfile(os.path.join(d, ADAPTER_CONFIG)) \
         else {}
@@ -47,8 +50,10 @@ def run_info(args):
                        ("val_loss", "Validation loss"), ("system_prompt", "System prompt"),
                        ("status", "Status")):
         if rec.get(key) is not None:
-            v = rec[key]
+            v = rec[key] if key != "status" else status  # 'stopped' when killed while running
             rows.append((label, f"{v:.4f}" if isinstance(v, float) else v))
+    if problem:
+        rows.append(("Note", problem))
     if rec:
         st = rec.get("settings", {})
         rows.append(("Settings", ", ".join(f"{k}={st[k]}" for k in ("batch_size", "learning_rate",

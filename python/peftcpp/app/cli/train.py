@@ -117,6 +117,12 @@ def _system_prompt(raw_examples):
     return next(iter(seen)) if seen else None
 
 
+def _test_prompts(data):
+    # recorded, so that `peftcpp test` need not follow a data path read from the record
+    from .generate import valid_prompts
+    return valid_prompts(data) if os.path.isfile(os.path.join(data, "valid.jsonl")) else []
+
+
 def _record(s, status, **extra):
     d = {"status": status, "settings": {k: s[k] for k in TRAIN_DEFAULTS},
          "model": s["model"], "data": os.path.abspath(s["data"]), "iters": s["iters"],
@@ -268,7 +274,7 @@ def _train(s):
     common = dict(base_model=base_name, fine_tune_type=s["fine_tune_type"], rank=s["rank"], scale=s["scale"],
                   dropout=s["dropout"], num_layers=num_layers, system_prompt=system_prompt,
                   train_examples=len(train_ds), valid_examples=len(ds["validation"]) if "validation" in ds else 0,
-                  **info)
+                  test_prompts=_test_prompts(data), **info)
     if not s["resume"] and os.path.isdir(ckpt_dir):
         import shutil
         shutil.rmtree(ckpt_dir)  # a previous run's checkpoints would be mistaken for this run's by --resume
@@ -276,19 +282,35 @@ def _train(s):
     print(f"Starting training..., iters: {s['iters']}" + (" (resuming)" if s["resume"] else ""), flush=True)
     try:
         out = trainer.train(resume_from_checkpoint=True if s["resume"] else None)
-    except KeyboardInterrupt:
-        last = get_last_checkpoint(ckpt_dir)
-        if last:
-            print(f"`peftcpp train --resume --adapter-path {adapter_path}` continues from {last}", file=sys.stderr)
+        trainer.save_model(adapter_path)
+        st = trainer.state
+        evals = [h["eval_loss"] for h in st.log_history if "eval_loss" in h]
+        _write_record(adapter_path, _record(
+            s, "complete", trained_tokens=st.trained_tokens, global_step=st.global_step, train_loss=out.training_loss,
+            val_loss=evals[-1] if evals else None, padding_fraction=st.padding_fraction, **common))
+    except BaseException as e:
+        _record_stop(s, common, e, get_last_checkpoint(ckpt_dir))
         raise
-    trainer.save_model(adapter_path)
-    st = trainer.state
-    evals = [h["eval_loss"] for h in st.log_history if "eval_loss" in h]
-    _write_record(adapter_path, _record(
-        s, "complete", trained_tokens=st.trained_tokens, global_step=st.global_step, train_loss=out.training_loss,
-        val_loss=evals[-1] if evals else None, padding_fraction=st.padding_fraction, **common))
     what = ADAPTER_WEIGHTS if not full else "model.safetensors"
     print(f"Saved final weights to {os.path.join(adapter_path, what)}.")
+
+
+def _record_stop(s, common, e, last):
+    """A run that did not finish: its record says 'interrupted' (Ctrl-C) or
+    'failed' with the error, so that no command takes the folder for a
+    running or finished run; the --resume hint where a checkpoint exists."""
+    from ...trainer import TrainingDivergedError
+    adapter_path = s["adapter_path"]
+    status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
+    text = str(e).strip().splitlines()
+    error = f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+    try:
+        _write_record(adapter_path, _record(s, status, error=error, last_checkpoint=last, **common))
+    except Exception as w:  # noqa: BLE001 - e.g. the disk is still full: say so, then report the run's own error
+        print(f"warning: could not mark {os.path.join(adapter_path, TRAIN_RECORD)} as {status}: {w}",
+              file=sys.stderr)
+    if last and not isinstance(e, TrainingDivergedError):  # resuming a divergence diverges again
+        print(f"`peftcpp train --resume --adapter-path {adapter_path}` continues from {last}", file=sys.stderr)
 
 
 def _dataset_message(e, skip_invalid):
