@@ -196,3 +196,26 @@ def test_convert_refuses_a_system_prompt_the_modelfile_cannot_hold_before_any_wo
     ok(run_cli("convert", *common, "--system-prompt", mine))
     cmds = ollama_parse((tmp_path / "gguf" / "Modelfile").read_text())
     assert [v for n, v in cmds if n == "system"] == [mine] and [n for n, _ in cmds].count("model") == 1
+
+
+# --------------------------------------------- resume: the same log lines
+
+def test_resume_inside_a_report_window_prints_the_uninterrupted_lines(tiny, tmp_path):
+    """Reports every 3 iterations, checkpoints every 5: a run continued with
+    --resume from checkpoint-5 (inside the window 4-6) prints the same
+    'Iter 6' and 'Iter 8' lines (loss, learning rate, trained tokens) as the
+    run that was never interrupted, and records the same train loss."""
+    full = tmp_path / "full"
+    out = ok(run_cli(*train_args(tiny, full, 8, "--steps-per-report", 3, "--save-every", 5, "--steps-per-eval",
+                                 100)))
+    cut = tmp_path / "cut"
+    shutil.copytree(full / "checkpoints" / "checkpoint-5", cut / "checkpoints" / "checkpoint-5")
+    shutil.copy(full / RECORD, cut / RECORD)  # the settings --resume takes
+    resumed = ok(run_cli("train", "--resume", "--adapter-path", cut))
+    line = re.compile(r"^Iter (\d+): Train loss ([\d.]+), Learning Rate (\S+), It/sec [\d.]+, Tokens/sec [\d.]+, "
+                      r"Trained Tokens (\d+), Peak mem", re.M)
+    want = line.findall(out)
+    assert [w[0] for w in want] == ["3", "6", "8"]
+    assert line.findall(resumed) == want[1:]
+    assert record(cut)["train_loss"] == record(full)["train_loss"]
+    assert record(cut)["trained_tokens"] == record(full)["trained_tokens"]
