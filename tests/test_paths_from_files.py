@@ -10,7 +10,7 @@ import pytest
 import peftcpp
 from peftcpp import gguf
 from peftcpp.fileio import path_inside, safetensors_index_shards
-from test_cli import make_dataset, make_tiny_model, ok, read_jsonl, run_cli, FAST
+from test_cli import make_tiny_model
 
 SECRET = "TOPSECRET-0123456789"
 INDEX = "model.safetensors.index.json"

@@ -258,12 +258,12 @@ def path_inside(folder, name, what):
     cannot make peftcpp read (and quote in an error) a file elsewhere. The
     last part may be a symbolic link: the Hugging Face cache's snapshot
     folders are made of them, and a model folder's own files are trusted."""
-    if not isinstance(name, str) or not name or "\0" in name:
+    norm = os.path.normpath(name) if isinstance(name, str) and name and "\0" not in name else os.curdir
+    if norm == os.curdir:
         raise ValueError(f"{what} is not a file name")
     if os.path.isabs(name) or name.startswith(("/", "\\")) or os.path.splitdrive(name)[0]:
         raise ValueError(f"{what} is an absolute path; only file names inside {folder} are followed")
-    norm = os.path.normpath(name)
-    if norm == os.pardir or norm.startswith(os.pardir + os.sep) or norm in (os.curdir, ""):
+    if norm == os.pardir or norm.startswith(os.pardir + os.sep):
         raise ValueError(f"{what} leads outside {folder}; only file names inside it are followed")
     root = os.path.realpath(folder)
     parent = os.path.realpath(os.path.join(folder, os.path.dirname(norm)))
