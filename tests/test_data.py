@@ -12,9 +12,9 @@ import pytest
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from peftcpp.data import (IGNORE_INDEX, DatasetError, DatasetFileNotFoundError, length_grouped_batches,
-                          load_dataset, merge_datasets, pad_batch, padding_fraction, random_batches, read_dataset,
-                          read_jsonl, tokenize_example)
+from peftcpp.data import (DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_MESSAGES, IGNORE_INDEX, DatasetError,
+                          DatasetFileNotFoundError, length_grouped_batches, load_dataset, merge_datasets, pad_batch,
+                          padding_fraction, random_batches, read_dataset, read_jsonl, tokenize_example)
 from peftcpp.tokenization import AutoTokenizer
 
 CORPUS = [
@@ -182,10 +182,20 @@ def test_each_validation_error_names_file_line_and_problem(tmp_path):
         assert what in problem, (what, problem)
     msg = str(err)
     assert f"{len(expected)} invalid line(s) of {len(BAD_LINES)} in {path}" in msg
-    for problem in err.problems[:5]:  # the first few are quoted, with the count of the rest
-        assert problem in msg
-    assert err.problems[5] not in msg and f"... and {len(expected) - 5} more" in msg
+    assert all(problem in msg for problem in err.problems) and "more" not in msg
     assert "skip_invalid=True" in msg
+    assert err.invalid_lines == {path: len(expected)}
+
+
+def test_error_lists_twenty_invalid_lines_then_a_count(tmp_path):
+    path = _write_jsonl(tmp_path / "train.jsonl", [_chat("q", "a")] + [f'{{"text": {i}}}' for i in range(25)])
+    with pytest.raises(DatasetError) as info:
+        read_jsonl(path)
+    msg = str(info.value)
+    assert info.value.count == 25
+    for lineno in range(2, 22):  # each of the first 20, with its reason
+        assert f"{path}:{lineno}: mixed formats" in msg or f"{path}:{lineno}: \"text\" must be a string" in msg
+    assert f"{path}:22:" not in msg and msg.count(f"  {path}:") == 20 and "... and 5 more" in msg
 
 
 def test_completion_and_text_validation(tmp_path):
@@ -245,6 +255,118 @@ def test_errors_of_all_files_reported_together(tmp_path):
         read_dataset(folder)
     assert info.value.count == 2
     assert "train.jsonl:2: invalid JSON" in str(info.value) and "valid.jsonl:1: not a JSON object" in str(info.value)
+
+
+
+def test_line_byte_limit_refuses_a_huge_line_before_parsing_it(tmp_path):
+    import time
+    import tracemalloc
+    path = tmp_path / "train.jsonl"
+    with open(path, "wb") as f:  # a 40 MB line between two good ones: refused, in bounded memory and time
+        f.write(b'{"text": "first"}\n{"text": "' + b"a" * (40 << 20) + b'"}\r\n{"text": "last"}\n')
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DatasetError) as info:
+            read_jsonl(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 5
+    assert peak < 48 << 20  # about twice the 16 MiB limit, never the 40 MB line and its JSON tree
+    assert info.value.problems == [f"{path}:2: line of {(40 << 20) + 12} bytes, more than the limit of "
+                                   f"{DEFAULT_MAX_LINE_BYTES} (max_line_bytes)"]
+    with pytest.warns(UserWarning, match="Skipped 1 invalid line"):
+        split = read_jsonl(path, skip_invalid=True)
+    assert [e["text"] for e in split.examples] == ["first", "last"] and split.line_numbers == [1, 3]
+    # the limit is a keyword of every reader; the line's end ("\n" or "\r\n") does not count
+    small = _write_jsonl(tmp_path / "ds" / "train.jsonl", ['{"text": "12345"}', '{"text": "123456"}'])
+    _write_jsonl(tmp_path / "ds" / "valid.jsonl", ['{"text": "1"}'])
+    with pytest.raises(DatasetError, match=r"train\.jsonl:2: line of 18 bytes, more than the limit of 17"):
+        read_dataset(tmp_path / "ds", max_line_bytes=17)
+    with pytest.raises(DatasetError, match=r"train\.jsonl:2: line of 18 bytes"):
+        merge_datasets([tmp_path / "ds"], tmp_path / "out", max_line_bytes=17)
+    assert len(read_jsonl(small, max_line_bytes=18)) == 2
+    with pytest.raises(ValueError, match="max_line_bytes must be a positive integer"):
+        read_jsonl(small, max_line_bytes=0)
+
+
+def test_message_limit(tmp_path, toks):
+    def chat(n):
+        return {"messages": [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(n)]}
+    folder = _make_folder(tmp_path / "ds", [chat(DEFAULT_MAX_MESSAGES), chat(DEFAULT_MAX_MESSAGES + 2)], [chat(4)])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(folder, toks["chatml"])
+    assert info.value.problems == [f"{folder}/train.jsonl:2: {DEFAULT_MAX_MESSAGES + 2} messages, more than the "
+                                   f"limit of {DEFAULT_MAX_MESSAGES} (max_messages)"]
+    assert len(load_dataset(folder, toks["chatml"], None, max_messages=DEFAULT_MAX_MESSAGES + 2)["train"]) == 2
+    with pytest.raises(DatasetError, match="4 messages, more than the limit of 3"):
+        merge_datasets([folder], tmp_path / "out", max_messages=3)
+
+
+HOSTILE_LINES = [  # (bytes of the line, what the reader says about it)
+    (b"[" * 100_000, "invalid JSON (nested too deeply to parse)"),
+    (b'{"text": "x", "deep": ' + b"[" * 150 + b"]" * 150 + b"}", "nested deeper than 100 levels"),
+    (b'{"text": ' + b"9" * 5000 + b"}", "invalid JSON (a number with too many digits)"),
+    (b'\xef\xbb\xbf{"text": "bom"}', "starts with a byte order mark (BOM)"),
+    (b'{"text": "a\x00b"}', "contains a NUL byte"),
+    (b'{"text": "\xff"}', "not valid UTF-8 (invalid start byte at byte 10)"),
+    (b'{"text": "\\ud800 lone"}', "a string holds an unpaired surrogate (\\ud800)"),
+    (b'{"messages": [{"role": "user", "content": "\\udfff"}, {"role": "assistant", "content": "a"}]}',
+     "unpaired surrogate (\\udfff)"),
+    (b'{"text": 1e999}', '"text" must be a string, got a number'),
+    (b'"a string"', "not a JSON object (got a string)"),
+    (b'{"text": "a"', "invalid JSON (Expecting ',' delimiter at column 13)"),
+]
+
+
+def test_hostile_lines_are_invalid_lines_with_file_and_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    good = [b'{"text": "ok"}', b'{"text": "\\ud83d\\ude00 a paired surrogate is fine", "n": NaN}']
+    path.write_bytes(b"\n".join(good + [line for line, _ in HOSTILE_LINES]) + b"\n")
+    with pytest.raises(DatasetError) as info:
+        read_jsonl(path)
+    assert len(info.value.problems) == len(HOSTILE_LINES)
+    for lineno, (problem, (_, says)) in enumerate(zip(info.value.problems, HOSTILE_LINES), start=len(good) + 1):
+        assert problem.startswith(f"{path}:{lineno}: ") and says in problem, (says, problem)
+    with pytest.warns(UserWarning):
+        assert len(read_jsonl(path, skip_invalid=True)) == 2
+
+
+ROLE_ORDER = [  # (roles, the reason, or None for a valid order)
+    (["user", "assistant"], None),
+    (["system", "user", "assistant", "user", "assistant"], None),
+    (["assistant", "user", "assistant"], "message 1 (assistant): the conversation must start with a user message"),
+    (["system", "assistant"], "message 2 (assistant): the conversation must start with a user message"),
+    (["user", "user", "assistant"], "message 2 (user): two user messages in a row"),
+    (["user", "assistant", "assistant"], "message 3 (assistant): two assistant messages in a row"),
+    (["user", "assistant", "user"], "the last message must be an assistant turn, got user (message 3)"),
+    (["user", "system", "assistant"], "message 2 (system): a system message must be the first message"),
+    (["system", "system", "user", "assistant"], "message 2 (system): a system message must be the first"),
+    (["system", "user"], "no assistant turn"),
+    (["user", "tool", "assistant"], "message 2 has role 'tool': tool messages are not supported"),
+]
+
+
+def test_chat_role_order_is_checked_and_skip_invalid_counts_it(tmp_path):
+    rows = [{"messages": [{"role": r, "content": f"{r} {i}"} for i, r in enumerate(roles)]} for roles, _ in ROLE_ORDER]
+    rows.append({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [{}]}]})
+    rows.append({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "tools": 3})
+    reasons = [why for _, why in ROLE_ORDER] + ['message 2 (assistant): "tool_calls" without "content" are not '
+                                                'supported', '"tools" must be a list of objects, got a number']
+    path = _write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(DatasetError) as info:
+        read_jsonl(path)
+    expected = [f"{path}:{n}: {why}" for n, why in enumerate(reasons, start=1) if why]
+    assert len(info.value.problems) == len(expected)
+    for problem, want in zip(info.value.problems, expected):
+        assert problem.startswith(want), (want, problem)
+    with pytest.warns(UserWarning, match=f"Skipped {len(expected)} invalid line"):
+        split = read_jsonl(path, skip_invalid=True)
+    assert split.line_numbers == [1, 2] and split.num_skipped == len(expected)
+    # the prompt/completion format is one user and one assistant turn; extra keys and "tools" pass through
+    ok = _write_jsonl(tmp_path / "c.jsonl", [{"prompt": "p", "completion": "c", "tools": [{"type": "function"}]}])
+    assert read_jsonl(ok).examples[0]["tools"] == [{"type": "function"}]
 
 
 # ------------------------------------------------------------------------------------------------ merging
