@@ -483,6 +483,90 @@ def test_template_that_renders_the_last_turn_differently(toks):
     assert spans == ["Hi there!<|im_end|>", "<think>\n\n</think>\n\nDoing well.<|im_end|>"]
 
 
+
+def _conversation(n, system=True, pad=""):
+    msgs = [{"role": "system", "content": "You are a helpful assistant."}] if system else []
+    for i in range(n):
+        msgs.append({"role": "user", "content": f"{pad}Write a function that reverses a string {i}.{pad}"})
+        msgs.append({"role": "assistant", "content": f"{pad}def add(a, b):\n    return a + {i}{pad}"})
+    return msgs
+
+
+def _count_renders(monkeypatch, tok):
+    calls = {"n": 0}
+    real = type(tok).apply_chat_template
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(type(tok), "apply_chat_template", counting)
+    return calls
+
+
+def test_assistant_spans_in_a_fixed_number_of_renderings_same_as_every_prefix(toks, monkeypatch):
+    cases = [(name, None, sys, pad) for name in ("chatml", "llama", "gemma") for sys in (True, False)
+             for pad in ("", " \n")] + [("chatml", QWEN3_LIKE, False, ""), ("chatml", QWEN3_LIKE, True, "")]
+    for name, template, system, pad in cases:
+        tok = toks[name]
+        saved = tok.chat_template
+        tok.chat_template = template or saved
+        try:
+            msgs = _conversation(12, system, pad)
+            calls = _count_renders(monkeypatch, tok)
+            fast = tokenize_example({"messages": msgs}, tok, None)
+            assert calls["n"] == 5, (name, calls["n"])  # whatever the number of turns
+            monkeypatch.undo()
+            monkeypatch.setattr("peftcpp.data.tokenize._linear_labels", lambda *a: None)  # render every prefix
+            slow = tokenize_example({"messages": msgs}, tok, None)
+            monkeypatch.undo()
+        finally:
+            tok.chat_template = saved
+        assert fast == slow, (name, template is not None, system, pad)
+        assert len(_labelled_spans(tok, fast)) == 12
+
+
+def test_a_long_conversation_validates_and_tokenizes_in_linear_time(tmp_path, toks):
+    import signal
+    import time
+    msgs = _conversation(10_000, system=True)  # 20,001 messages
+    folder = _make_folder(tmp_path / "ds", [{"messages": msgs}], [_chat("q", "a")])
+
+    def too_slow(*_):
+        raise TimeoutError("validating and tokenizing 20,001 messages took over 10 s")
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(10)  # main needed hours (every prefix rendered and tokenized)
+    try:
+        start = time.perf_counter()
+        ds = load_dataset(folder, toks["chatml"], None, max_messages=len(msgs))
+        elapsed = time.perf_counter() - start
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert elapsed < 10
+    spans = _labelled_spans(toks["chatml"], ds["train"][0])
+    assert len(spans) == 10_000 and spans[-1] == msgs[-1]["content"] + "<|im_end|>"
+
+
+def test_templates_that_change_the_contents(toks, monkeypatch):
+    # user contents upper-cased: the placeholders cannot locate them, so short chats render every prefix and
+    # long ones search each assistant reply in the rendered text; both find the same spans
+    template = CHATML.replace("message['content']", "(message['content'] | upper if message['role'] == 'user' "
+                                                    "else message['content'])")
+    tok = toks["chatml"]
+    saved = tok.chat_template
+    tok.chat_template = template
+    try:
+        for n, renders in ((3, 2 + 2 * 3), (40, 2)):
+            msgs = _conversation(n, system=False)
+            calls = _count_renders(monkeypatch, tok)
+            item = tokenize_example({"messages": msgs}, tok, None)
+            monkeypatch.undo()
+            assert calls["n"] == renders
+            assert _labelled_spans(tok, item) == [m["content"] + "<|im_end|>" for m in msgs[1::2]]
+    finally:
+        tok.chat_template = saved
+
+
 def test_mask_prompt_false_trains_all_tokens(toks):
     tok = toks["chatml"]
     item = tokenize_example(_chat("Hello", "Hi", system="Be nice."), tok, 512, mask_prompt=False)
