@@ -317,6 +317,9 @@ HOSTILE_LINES = [  # (bytes of the line, what the reader says about it)
     (b'{"text": 1e999}', '"text" must be a string, got a number'),
     (b'"a string"', "not a JSON object (got a string)"),
     (b'{"text": "a"', "invalid JSON (Expecting ',' delimiter at column 13)"),
+    # a huge value is cut in the message, which stays one short line
+    (b'{"messages": [{"role": "' + b"x" * 10_000 + b'", "content": "c"}]}', "message 1 has unknown role 'xxx"),
+    (b'{"' + b"k" * 10_000 + b'\\n": 1}', "found keys: 'kkkk"),
 ]
 
 
@@ -329,6 +332,7 @@ def test_hostile_lines_are_invalid_lines_with_file_and_line(tmp_path):
     assert len(info.value.problems) == len(HOSTILE_LINES)
     for lineno, (problem, (_, says)) in enumerate(zip(info.value.problems, HOSTILE_LINES), start=len(good) + 1):
         assert problem.startswith(f"{path}:{lineno}: ") and says in problem, (says, problem)
+        assert len(problem) < len(str(path)) + 200 and "\n" not in problem
     with pytest.warns(UserWarning):
         assert len(read_jsonl(path, skip_invalid=True)) == 2
 

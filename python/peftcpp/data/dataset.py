@@ -72,6 +72,12 @@ def _kind(value):
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
+def _short(value, limit=60):
+    """repr(value), cut to ``limit`` characters: a hostile line must not make a huge error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def detect_format(obj):
     """'chat', 'completion' or 'text' from an example's keys (mlx-lm's order), or None."""
     if "messages" in obj:
@@ -103,10 +109,10 @@ def _check_message(i, message, previous):
         return f'{where} has no "role"'
     role = message["role"]
     if role in TOOL_ROLES:
-        return (f"{where} has role {role!r}: tool messages are not supported (expected one of: "
+        return (f"{where} has role {_short(role)}: tool messages are not supported (expected one of: "
                 f"{', '.join(VALID_ROLES)})")
     if role not in VALID_ROLES:
-        return f"{where} has unknown role {role!r} (expected one of: {', '.join(VALID_ROLES)})"
+        return f"{where} has unknown role {_short(role)} (expected one of: {', '.join(VALID_ROLES)})"
     if "content" not in message and "tool_calls" in message:
         return f'{where} ({role}): "tool_calls" without "content" are not supported'
     problem = _check_string(message, "content", '"content"')
@@ -154,7 +160,8 @@ def validate_example(obj, max_messages=DEFAULT_MAX_MESSAGES):
         return None, f"not a JSON object (got {_kind(obj)})"
     fmt = detect_format(obj)
     if fmt is None:
-        keys = ", ".join(sorted(obj)) or "none"
+        keys = ", ".join(k if len(k) <= 40 and k.isprintable() else _short(k, 40) for k in sorted(obj)[:10]) or "none"
+        keys += f" and {len(obj) - 10} more" if len(obj) > 10 else ""
         return None, ('unrecognized format: expected "messages" (chat), "prompt"+"completion" or "text"; '
                       f"found keys: {keys}")
     if fmt == "completion":
