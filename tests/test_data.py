@@ -307,6 +307,9 @@ def test_message_limit(tmp_path, toks):
 HOSTILE_LINES = [  # (bytes of the line, what the reader says about it)
     (b"[" * 100_000, "invalid JSON (nested too deeply to parse)"),
     (b'{"text": "x", "deep": ' + b"[" * 150 + b"]" * 150 + b"}", "nested deeper than 100 levels"),
+    (b'{"text": "x", "deep": ' + b"[{" * 60 + b'"a"' + b"}]" * 60 + b"}", "nested deeper than 100 levels"),
+    # 1.5 MB of "[]," would parse into ~60 MB: refused before parsing
+    (b'{"text": "x", "many": [' + b"[]," * 500_000 + b"[]]}", "too many JSON values (more than 1000000 commas"),
     (b'{"text": ' + b"9" * 5000 + b"}", "invalid JSON (a number with too many digits)"),
     (b'\xef\xbb\xbf{"text": "bom"}', "starts with a byte order mark (BOM)"),
     (b'{"text": "a\x00b"}', "contains a NUL byte"),
@@ -325,7 +328,9 @@ HOSTILE_LINES = [  # (bytes of the line, what the reader says about it)
 
 def test_hostile_lines_are_invalid_lines_with_file_and_line(tmp_path):
     path = tmp_path / "train.jsonl"
-    good = [b'{"text": "ok"}', b'{"text": "\\ud83d\\ude00 a paired surrogate is fine", "n": NaN}']
+    good = [b'{"text": "ok"}', b'{"text": "\\ud83d\\ude00 a paired surrogate is fine", "n": NaN}',
+            # brackets and commas inside strings (escaped quotes and backslashes too) are not structure
+            b'{"text": "' + b'[{,\\\\\\"' * 400_000 + b'", "x": [[[' + b"[" * 90 + b"]" * 93 + b"}"]
     path.write_bytes(b"\n".join(good + [line for line, _ in HOSTILE_LINES]) + b"\n")
     with pytest.raises(DatasetError) as info:
         read_jsonl(path)
@@ -334,7 +339,7 @@ def test_hostile_lines_are_invalid_lines_with_file_and_line(tmp_path):
         assert problem.startswith(f"{path}:{lineno}: ") and says in problem, (says, problem)
         assert len(problem) < len(str(path)) + 200 and "\n" not in problem
     with pytest.warns(UserWarning):
-        assert len(read_jsonl(path, skip_invalid=True)) == 2
+        assert len(read_jsonl(path, skip_invalid=True)) == len(good)
 
 
 ROLE_ORDER = [  # (roles, the reason, or None for a valid order)

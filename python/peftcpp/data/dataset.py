@@ -16,8 +16,9 @@ and what is wrong; by default it raises :class:`DatasetError`, with ``skip_inval
 counted and reported in a warning.
 
 Limits checked before any work: a line longer than ``max_line_bytes`` is refused without being parsed (it is read
-in bounded chunks), an example with more than ``max_messages`` messages before its messages are looked at, and
-JSON nested deeper than :data:`MAX_DEPTH` levels. Validation is linear in the size of the line.
+in bounded chunks), and so is JSON nested deeper than :data:`MAX_DEPTH` levels or with more than
+:data:`MAX_VALUES` values; an example with more than ``max_messages`` messages is refused before its messages are
+looked at. Validation is linear in the size of the line.
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ from dataclasses import dataclass, field
 from ..fileio import atomic_files
 
 __all__ = ["DatasetError", "JsonlSplit", "SPLIT_FILES", "VALID_ROLES", "DEFAULT_MAX_LINE_BYTES",
-           "DEFAULT_MAX_MESSAGES", "MAX_DEPTH", "detect_format", "validate_example", "read_jsonl", "read_dataset",
-           "merge_datasets"]
+           "DEFAULT_MAX_MESSAGES", "MAX_DEPTH", "MAX_VALUES", "detect_format", "validate_example", "read_jsonl",
+           "read_dataset", "merge_datasets"]
 
 SPLIT_FILES = {"train": "train.jsonl", "valid": "valid.jsonl", "test": "test.jsonl"}
 REQUIRED_SPLITS = ("train", "valid")
@@ -40,13 +41,17 @@ TOOL_ROLES = ("tool", "function", "ipython")  # OpenAI/Llama tool results: not s
 FORMATS = ("chat", "completion", "text")
 MAX_LISTED = 20  # problems quoted in an error message
 # Far above real data (a long chat is tens of turns, a long document a few MB; both are truncated to
-# max_seq_length tokens anyway), low enough that one hostile line cannot cost more than ~1 s and a few hundred MB.
+# max_seq_length tokens anyway), low enough that reading one hostile line costs at most ~1 s and ~150 MB.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_MESSAGES = 1000
-# Tool schemas are ~6 levels deep; Python's json and jinja recurse, so deeper objects are refused up front.
+# Checked on the line's brackets and commas before parsing. Tool schemas are ~6 levels deep, and Python's json and
+# jinja recurse; a real line has a few thousand JSON values (1000 messages: ~4000 commas and brackets), while
+# 16 MiB of "[]," would parse into ~1 GB; under the limit a 16 MiB line parses into at most ~150 MB.
 MAX_DEPTH = 100
+MAX_VALUES = 1_000_000
 _CHUNK = 1 << 20  # bytes read at a time when skipping the rest of an oversized line
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b"[]{},")))
 
 
 class DatasetError(ValueError):
@@ -187,34 +192,45 @@ def _check_tools(obj):
     return None
 
 
-def _structure_problem(obj, line):
-    """Nesting deeper than MAX_DEPTH, or a string with an unpaired surrogate (a ``\\ud800`` escape: not Unicode,
-    no tokenizer accepts it). The walk is skipped when the line's text rules both out."""
-    deep = line.count("[") + line.count("{") > MAX_DEPTH
-    surrogates = _SURROGATE_ESCAPE.search(line) is not None
-    if not deep and not surrogates:
+def _outside_strings(raw):
+    """The brackets and commas of a JSON line that are outside its strings, scanned in bounded pieces (C-speed
+    operations only, no object per string)."""
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")  # then every '"' opens or closes a string
+    out, inside = [], 0
+    for at in range(0, len(unescaped), _CHUNK):
+        parts = unescaped[at:at + _CHUNK].split(b'"')
+        out.append(b"".join(parts[inside::2]).translate(None, _NOT_STRUCTURE))
+        inside = (inside + len(parts) - 1) % 2
+    return b"".join(out)
+
+
+def _shape_problem(raw):
+    """Before parsing: more than MAX_VALUES values (arrays, objects, items: the commas and opening brackets) or
+    nesting deeper than MAX_DEPTH, seen on the structure outside strings. Linear in the line's length."""
+    if raw.count(b",") + raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return None  # too few to break either limit, wherever they are
+    structure = _outside_strings(raw)
+    if structure.count(b",") + structure.count(b"[") + structure.count(b"{") > MAX_VALUES:
+        return f"too many JSON values (more than {MAX_VALUES} commas and opening brackets)"
+    brackets = structure.translate(None, b",")
+    for _ in range(MAX_DEPTH):  # each pass removes one level: the empty pairs (marked, so that no new pair forms)
+        if not brackets:
+            return None
+        shorter = brackets.replace(b"[]", b"\0").replace(b"{}", b"\0").replace(b"\0", b"")
+        if len(shorter) == len(brackets):
+            return None  # unbalanced: the JSON parser says what is wrong
+        brackets = shorter
+    return f"nested deeper than {MAX_DEPTH} levels" if brackets else None
+
+
+def _surrogate_problem(obj, raw):
+    """A string with an unpaired surrogate (from a ``\\ud800`` escape): not Unicode, no tokenizer accepts it."""
+    if _SURROGATE_ESCAPE.search(raw) is None:
         return None
-    stack = [(obj, 1)]
-    while stack:  # iterative: the object may be nested too deeply for recursion
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if surrogates:
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError as e:
-                    return (f"a string holds an unpaired surrogate (\\u{ord(value[e.start]):04x}), which is not "
-                            "valid Unicode")
-            continue
-        if isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                return f"nested deeper than {MAX_DEPTH} levels"
-            items = list(value.items()) if isinstance(value, dict) else value
-            for item in items:
-                if isinstance(item, tuple):  # a dict's (key, value)
-                    stack.append((item[0], depth))
-                    stack.append((item[1], depth + 1))
-                else:
-                    stack.append((item, depth + 1))
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # the depth is checked: no deep recursion here
+    except UnicodeEncodeError as e:
+        return f"a string holds an unpaired surrogate (\\u{ord(e.object[e.start]):04x}), which is not valid Unicode"
     return None
 
 
@@ -282,7 +298,8 @@ _BLANK = object()
 
 
 def _parse_line(raw):
-    """(object, None) or (None, what is wrong) for one line's bytes; (_BLANK, None) for a blank line."""
+    """(object, None) or (None, what is wrong) for one line's bytes; (_BLANK, None) for a blank line. The
+    object's format is not checked yet."""
     if b"\x00" in raw:
         return None, "contains a NUL byte (a binary file?)"
     try:
@@ -293,6 +310,9 @@ def _parse_line(raw):
         return None, "starts with a byte order mark (BOM); save the file as UTF-8 without BOM"
     if not line.strip():
         return _BLANK, None
+    problem = _shape_problem(raw)
+    if problem:
+        return None, problem
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
@@ -303,7 +323,7 @@ def _parse_line(raw):
         if "integer string conversion" in str(e):  # Python's limit on the digits of an int (4300)
             return None, "invalid JSON (a number with too many digits)"
         return None, f"invalid JSON ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-    return obj, _structure_problem(obj, line)
+    return obj, None
 
 
 def read_jsonl(path, skip_invalid=False, name=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
@@ -338,6 +358,8 @@ def read_jsonl(path, skip_invalid=False, name=None, max_line_bytes=DEFAULT_MAX_L
             fmt = None
             if problem is None:
                 fmt, problem = validate_example(obj, max_messages=max_messages)
+            if problem is None:
+                problem = _surrogate_problem(obj, raw)
             if problem is None and split.format is not None and fmt != split.format:
                 problem = (f"mixed formats: this line is {fmt!r} but the file's first example (line {first_line}) "
                            f"is {split.format!r}")
