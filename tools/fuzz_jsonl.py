@@ -6,8 +6,9 @@ dataset file: read_jsonl (with and without skip_invalid, with the default and wi
 (whose output must read back whole) and tokenize_example of the valid examples with two tiny tokenizers
 (ChatML and a Gemma-style template that folds the system prompt into the first user turn), with and without the
 prompt mask. DatasetError (an invalid line or file: the documented error) is expected; any other exception, or
-a broken invariant (labels that are not the token or -100, a problem without "file:line:"), is a finding: atheris
-stops and writes the input to crash-<hash> (or -artifact_prefix).
+a broken invariant (labels that are not the token or -100, a problem without "file:line:", linear assistant spans
+that differ from every-prefix rendering's, a nesting depth seen on the raw line that differs from the parsed
+object's), is a finding: atheris stops and writes the input to crash-<hash> (or -artifact_prefix).
 
     pip install atheris
     python3 tools/fuzz_jsonl.py -max_total_time=180 [-artifact_prefix=DIR/] [CORPUS_DIR]
@@ -26,6 +27,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
 with atheris.instrument_imports(include=["peftcpp.data", "peftcpp.tokenization.chat_template"]):
+    import peftcpp.data.dataset as dataset_module
     import peftcpp.data.tokenize as tokenize_module
     from peftcpp.data import IGNORE_INDEX, DatasetError, merge_datasets, read_dataset, read_jsonl, tokenize_example
 
@@ -109,14 +111,30 @@ TEXTS = ["", " ", "\n", "<|im_end|>", "<|im_start|>assistant\n", "<start_of_turn
          "\ue000", "\ue0001\ue001", "{{ x }}", "Hello", "  padded  "]
 
 
+def _nested(fdp):
+    """A value nested up to 3000 levels (past json's recursion limit), arrays and objects mixed."""
+    depth = fdp.ConsumeIntInRange(0, 3000)
+    opens = [fdp.PickValueInList([b"[", b'{"a": ']) for _ in range(min(depth, 64))] * (depth // 64 + 1)
+    opens = opens[:depth]
+    closes = [b"]" if o == b"[" else b"}" for o in reversed(opens)]
+    return b"".join(opens) + b"1" + b"".join(closes)
+
+
 def _structured(fdp):
-    """1 to 3 JSON lines built from the input: conversations with fuzzed roles and contents (mostly in a valid
-    order, so that the tokenization path runs), completions and texts."""
+    """1 to 3 lines built from the input: conversations with fuzzed roles and contents (mostly in a valid order,
+    so that the tokenization path runs), completions, texts, deep nesting and long repetitions of JSON tokens
+    (shapes that byte mutations of short inputs do not reach)."""
     lines = []
     for _ in range(fdp.ConsumeIntInRange(1, 3)):
-        kind = fdp.ConsumeIntInRange(0, 5)
+        kind = fdp.ConsumeIntInRange(0, 7)
         text = (lambda: fdp.PickValueInList(TEXTS) + fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 12))
                 + (fdp.PickValueInList(TEXTS) if fdp.ConsumeBool() else ""))
+        if kind == 6:
+            lines.append(b'{"text": "x", "extra": ' + _nested(fdp) + b"}" if fdp.ConsumeBool() else _nested(fdp))
+            continue
+        if kind == 7:
+            lines.append(fdp.PickValueInList(DICTIONARY) * fdp.ConsumeIntInRange(1, 5000))
+            continue
         if kind == 0:
             obj = {"prompt": text(), "completion": text()}
         elif kind == 1:
@@ -130,8 +148,8 @@ def _structured(fdp):
                 msgs += [{"role": fdp.PickValueInList(ROLES), "content": text()}
                          for _ in range(fdp.ConsumeIntInRange(1, 7))]
             obj = {"messages": msgs}
-        lines.append(json.dumps(obj, ensure_ascii=fdp.ConsumeBool()))
-    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+        lines.append(json.dumps(obj, ensure_ascii=fdp.ConsumeBool()).encode("utf-8", "surrogatepass"))
+    return b"\n".join(lines) + b"\n"
 
 
 def _same_as_every_prefix(example, tok):
@@ -146,12 +164,35 @@ def _same_as_every_prefix(example, tok):
     assert fast == slow, f"linear spans differ from every-prefix spans: {fast} != {slow}"
 
 
+def _depth(obj):
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        value, d = stack.pop()
+        if isinstance(value, (dict, list)):
+            depth = max(depth, d)
+            stack.extend((v, d + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return depth
+
+
+def _shape_agrees(line):
+    """The depth seen on the raw line's brackets before parsing agrees with the parsed object's depth."""
+    problem = dataset_module._shape_problem(line)
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return
+    deep = _depth(obj) > dataset_module.MAX_DEPTH
+    assert deep == (problem is not None and "deeper" in problem), f"depth {_depth(obj)} but {problem!r}"
+
+
 def one_input(data):
     structured = data[:1] == b"\x01"  # else the bytes are the file as they are
     if structured:
         data = _structured(atheris.FuzzedDataProvider(data[1:]))
     with open(TRAIN, "wb") as f:
         f.write(data)
+    for line in data.split(b"\n")[:4]:
+        _shape_agrees(line)
     with open(os.path.join(DATA, "valid.jsonl"), "wb") as f:
         f.write(data)
     with warnings.catch_warnings():
