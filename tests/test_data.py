@@ -12,9 +12,9 @@ import pytest
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from peftcpp.data import (IGNORE_INDEX, DatasetError, DatasetFileNotFoundError, length_grouped_batches,
-                          load_dataset, merge_datasets, pad_batch, padding_fraction, random_batches, read_dataset,
-                          read_jsonl, tokenize_example)
+from peftcpp.data import (DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_MESSAGES, IGNORE_INDEX, DatasetError,
+                          DatasetFileNotFoundError, length_grouped_batches, load_dataset, merge_datasets, pad_batch,
+                          padding_fraction, random_batches, read_dataset, read_jsonl, tokenize_example)
 from peftcpp.tokenization import AutoTokenizer
 
 CORPUS = [
@@ -182,10 +182,20 @@ def test_each_validation_error_names_file_line_and_problem(tmp_path):
         assert what in problem, (what, problem)
     msg = str(err)
     assert f"{len(expected)} invalid line(s) of {len(BAD_LINES)} in {path}" in msg
-    for problem in err.problems[:5]:  # the first few are quoted, with the count of the rest
-        assert problem in msg
-    assert err.problems[5] not in msg and f"... and {len(expected) - 5} more" in msg
+    assert all(problem in msg for problem in err.problems) and "more" not in msg
     assert "skip_invalid=True" in msg
+    assert err.invalid_lines == {path: len(expected)}
+
+
+def test_error_lists_twenty_invalid_lines_then_a_count(tmp_path):
+    path = _write_jsonl(tmp_path / "train.jsonl", [_chat("q", "a")] + [f'{{"text": {i}}}' for i in range(25)])
+    with pytest.raises(DatasetError) as info:
+        read_jsonl(path)
+    msg = str(info.value)
+    assert info.value.count == 25
+    for lineno in range(2, 22):  # each of the first 20, with its reason
+        assert f"{path}:{lineno}: mixed formats" in msg or f"{path}:{lineno}: \"text\" must be a string" in msg
+    assert f"{path}:22:" not in msg and msg.count(f"  {path}:") == 20 and "... and 5 more" in msg
 
 
 def test_completion_and_text_validation(tmp_path):
@@ -245,6 +255,127 @@ def test_errors_of_all_files_reported_together(tmp_path):
         read_dataset(folder)
     assert info.value.count == 2
     assert "train.jsonl:2: invalid JSON" in str(info.value) and "valid.jsonl:1: not a JSON object" in str(info.value)
+
+
+
+def test_line_byte_limit_refuses_a_huge_line_before_parsing_it(tmp_path):
+    import time
+    import tracemalloc
+    path = tmp_path / "train.jsonl"
+    with open(path, "wb") as f:  # a 40 MB line between two good ones: refused, in bounded memory and time
+        f.write(b'{"text": "first"}\n{"text": "' + b"a" * (40 << 20) + b'"}\r\n{"text": "last"}\n')
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DatasetError) as info:
+            read_jsonl(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 5
+    assert peak < 48 << 20  # about twice the 16 MiB limit, never the 40 MB line and its JSON tree
+    assert info.value.problems == [f"{path}:2: line of {(40 << 20) + 12} bytes, more than the limit of "
+                                   f"{DEFAULT_MAX_LINE_BYTES} (max_line_bytes)"]
+    with pytest.warns(UserWarning, match="Skipped 1 invalid line"):
+        split = read_jsonl(path, skip_invalid=True)
+    assert [e["text"] for e in split.examples] == ["first", "last"] and split.line_numbers == [1, 3]
+    # the limit is a keyword of every reader; the line's end ("\n" or "\r\n") does not count
+    small = _write_jsonl(tmp_path / "ds" / "train.jsonl", ['{"text": "12345"}', '{"text": "123456"}'])
+    _write_jsonl(tmp_path / "ds" / "valid.jsonl", ['{"text": "1"}'])
+    with pytest.raises(DatasetError, match=r"train\.jsonl:2: line of 18 bytes, more than the limit of 17"):
+        read_dataset(tmp_path / "ds", max_line_bytes=17)
+    with pytest.raises(DatasetError, match=r"train\.jsonl:2: line of 18 bytes"):
+        merge_datasets([tmp_path / "ds"], tmp_path / "out", max_line_bytes=17)
+    assert len(read_jsonl(small, max_line_bytes=18)) == 2
+    with pytest.raises(ValueError, match="max_line_bytes must be a positive integer"):
+        read_jsonl(small, max_line_bytes=0)
+
+
+def test_message_limit(tmp_path, toks):
+    def chat(n):
+        return {"messages": [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(n)]}
+    folder = _make_folder(tmp_path / "ds", [chat(DEFAULT_MAX_MESSAGES), chat(DEFAULT_MAX_MESSAGES + 2)], [chat(4)])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(folder, toks["chatml"])
+    assert info.value.problems == [f"{folder}/train.jsonl:2: {DEFAULT_MAX_MESSAGES + 2} messages, more than the "
+                                   f"limit of {DEFAULT_MAX_MESSAGES} (max_messages)"]
+    assert len(load_dataset(folder, toks["chatml"], None, max_messages=DEFAULT_MAX_MESSAGES + 2)["train"]) == 2
+    with pytest.raises(DatasetError, match="4 messages, more than the limit of 3"):
+        merge_datasets([folder], tmp_path / "out", max_messages=3)
+
+
+HOSTILE_LINES = [  # (bytes of the line, what the reader says about it)
+    (b"[" * 100_000, "invalid JSON (nested too deeply to parse)"),
+    (b'{"text": "x", "deep": ' + b"[" * 150 + b"]" * 150 + b"}", "nested deeper than 100 levels"),
+    (b'{"text": "x", "deep": ' + b"[{" * 60 + b'"a"' + b"}]" * 60 + b"}", "nested deeper than 100 levels"),
+    # 1.5 MB of "[]," would parse into ~60 MB: refused before parsing
+    (b'{"text": "x", "many": [' + b"[]," * 500_000 + b"[]]}", "too many JSON values (more than 1000000 commas"),
+    (b'{"text": ' + b"9" * 5000 + b"}", "invalid JSON (a number with too many digits)"),
+    (b'\xef\xbb\xbf{"text": "bom"}', "starts with a byte order mark (BOM)"),
+    (b'{"text": "a\x00b"}', "contains a NUL byte"),
+    (b'{"text": "\xff"}', "not valid UTF-8 (invalid start byte at byte 10)"),
+    (b'{"text": "\\ud800 lone"}', "a string holds an unpaired surrogate (\\ud800)"),
+    (b'{"messages": [{"role": "user", "content": "\\udfff"}, {"role": "assistant", "content": "a"}]}',
+     "unpaired surrogate (\\udfff)"),
+    (b'{"text": 1e999}', '"text" must be a string, got a number'),
+    (b'"a string"', "not a JSON object (got a string)"),
+    (b'{"text": "a"', "invalid JSON (Expecting ',' delimiter at column 13)"),
+    # a huge value is cut in the message, which stays one short line
+    (b'{"messages": [{"role": "' + b"x" * 10_000 + b'", "content": "c"}]}', "message 1 has unknown role 'xxx"),
+    (b'{"' + b"k" * 10_000 + b'\\n": 1}', "found keys: 'kkkk"),
+]
+
+
+def test_hostile_lines_are_invalid_lines_with_file_and_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    good = [b'{"text": "ok"}', b'{"text": "\\ud83d\\ude00 a paired surrogate is fine", "n": NaN}',
+            # brackets and commas inside strings (escaped quotes and backslashes too) are not structure
+            b'{"text": "' + b'[{,\\\\\\"' * 400_000 + b'", "x": [[[' + b"[" * 90 + b"]" * 93 + b"}"]
+    path.write_bytes(b"\n".join(good + [line for line, _ in HOSTILE_LINES]) + b"\n")
+    with pytest.raises(DatasetError) as info:
+        read_jsonl(path)
+    assert len(info.value.problems) == len(HOSTILE_LINES)
+    for lineno, (problem, (_, says)) in enumerate(zip(info.value.problems, HOSTILE_LINES), start=len(good) + 1):
+        assert problem.startswith(f"{path}:{lineno}: ") and says in problem, (says, problem)
+        assert len(problem) < len(str(path)) + 200 and "\n" not in problem
+    with pytest.warns(UserWarning):
+        assert len(read_jsonl(path, skip_invalid=True)) == len(good)
+
+
+ROLE_ORDER = [  # (roles, the reason, or None for a valid order)
+    (["user", "assistant"], None),
+    (["system", "user", "assistant", "user", "assistant"], None),
+    (["assistant", "user", "assistant"], "message 1 (assistant): the conversation must start with a user message"),
+    (["system", "assistant"], "message 2 (assistant): the conversation must start with a user message"),
+    (["user", "user", "assistant"], "message 2 (user): two user messages in a row"),
+    (["user", "assistant", "assistant"], "message 3 (assistant): two assistant messages in a row"),
+    (["user", "assistant", "user"], "the last message must be an assistant turn, got user (message 3)"),
+    (["user", "system", "assistant"], "message 2 (system): a system message must be the first message"),
+    (["system", "system", "user", "assistant"], "message 2 (system): a system message must be the first"),
+    (["system", "user"], "no assistant turn"),
+    (["user", "tool", "assistant"], "message 2 has role 'tool': tool messages are not supported"),
+]
+
+
+def test_chat_role_order_is_checked_and_skip_invalid_counts_it(tmp_path):
+    rows = [{"messages": [{"role": r, "content": f"{r} {i}"} for i, r in enumerate(roles)]} for roles, _ in ROLE_ORDER]
+    rows.append({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [{}]}]})
+    rows.append({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "tools": 3})
+    reasons = [why for _, why in ROLE_ORDER] + ['message 2 (assistant): "tool_calls" without "content" are not '
+                                                'supported', '"tools" must be a list of objects, got a number']
+    path = _write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(DatasetError) as info:
+        read_jsonl(path)
+    expected = [f"{path}:{n}: {why}" for n, why in enumerate(reasons, start=1) if why]
+    assert len(info.value.problems) == len(expected)
+    for problem, want in zip(info.value.problems, expected):
+        assert problem.startswith(want), (want, problem)
+    with pytest.warns(UserWarning, match=f"Skipped {len(expected)} invalid line"):
+        split = read_jsonl(path, skip_invalid=True)
+    assert split.line_numbers == [1, 2] and split.num_skipped == len(expected)
+    # the prompt/completion format is one user and one assistant turn; extra keys and "tools" pass through
+    ok = _write_jsonl(tmp_path / "c.jsonl", [{"prompt": "p", "completion": "c", "tools": [{"type": "function"}]}])
+    assert read_jsonl(ok).examples[0]["tools"] == [{"type": "function"}]
 
 
 # ------------------------------------------------------------------------------------------------ merging
@@ -359,6 +490,90 @@ def test_template_that_renders_the_last_turn_differently(toks):
     # the earlier turn is found although its prefix rendering differs; the final turn includes the template's
     # think block (what the model is asked to generate after the generation prompt)
     assert spans == ["Hi there!<|im_end|>", "<think>\n\n</think>\n\nDoing well.<|im_end|>"]
+
+
+
+def _conversation(n, system=True, pad=""):
+    msgs = [{"role": "system", "content": "You are a helpful assistant."}] if system else []
+    for i in range(n):
+        msgs.append({"role": "user", "content": f"{pad}Write a function that reverses a string {i}.{pad}"})
+        msgs.append({"role": "assistant", "content": f"{pad}def add(a, b):\n    return a + {i}{pad}"})
+    return msgs
+
+
+def _count_renders(monkeypatch, tok):
+    calls = {"n": 0}
+    real = type(tok).apply_chat_template
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(type(tok), "apply_chat_template", counting)
+    return calls
+
+
+def test_assistant_spans_in_a_fixed_number_of_renderings_same_as_every_prefix(toks, monkeypatch):
+    cases = [(name, None, sys, pad) for name in ("chatml", "llama", "gemma") for sys in (True, False)
+             for pad in ("", " \n")] + [("chatml", QWEN3_LIKE, False, ""), ("chatml", QWEN3_LIKE, True, "")]
+    for name, template, system, pad in cases:
+        tok = toks[name]
+        saved = tok.chat_template
+        tok.chat_template = template or saved
+        try:
+            msgs = _conversation(12, system, pad)
+            calls = _count_renders(monkeypatch, tok)
+            fast = tokenize_example({"messages": msgs}, tok, None)
+            assert calls["n"] == 5, (name, calls["n"])  # whatever the number of turns
+            monkeypatch.undo()
+            monkeypatch.setattr("peftcpp.data.tokenize._linear_labels", lambda *a: None)  # render every prefix
+            slow = tokenize_example({"messages": msgs}, tok, None)
+            monkeypatch.undo()
+        finally:
+            tok.chat_template = saved
+        assert fast == slow, (name, template is not None, system, pad)
+        assert len(_labelled_spans(tok, fast)) == 12
+
+
+def test_a_long_conversation_validates_and_tokenizes_in_linear_time(tmp_path, toks):
+    import signal
+    import time
+    msgs = _conversation(10_000, system=True)  # 20,001 messages
+    folder = _make_folder(tmp_path / "ds", [{"messages": msgs}], [_chat("q", "a")])
+
+    def too_slow(*_):
+        raise TimeoutError("validating and tokenizing 20,001 messages took over 10 s")
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(10)  # main needed hours (every prefix rendered and tokenized)
+    try:
+        start = time.perf_counter()
+        ds = load_dataset(folder, toks["chatml"], None, max_messages=len(msgs))
+        elapsed = time.perf_counter() - start
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert elapsed < 10
+    spans = _labelled_spans(toks["chatml"], ds["train"][0])
+    assert len(spans) == 10_000 and spans[-1] == msgs[-1]["content"] + "<|im_end|>"
+
+
+def test_templates_that_change_the_contents(toks, monkeypatch):
+    # user contents upper-cased: the placeholders cannot locate them, so short chats render every prefix and
+    # long ones search each assistant reply in the rendered text; both find the same spans
+    template = CHATML.replace("message['content']", "(message['content'] | upper if message['role'] == 'user' "
+                                                    "else message['content'])")
+    tok = toks["chatml"]
+    saved = tok.chat_template
+    tok.chat_template = template
+    try:
+        for n, renders in ((3, 2 + 2 * 3), (40, 2)):
+            msgs = _conversation(n, system=False)
+            calls = _count_renders(monkeypatch, tok)
+            item = tokenize_example({"messages": msgs}, tok, None)
+            monkeypatch.undo()
+            assert calls["n"] == renders
+            assert _labelled_spans(tok, item) == [m["content"] + "<|im_end|>" for m in msgs[1::2]]
+    finally:
+        tok.chat_template = saved
 
 
 def test_mask_prompt_false_trains_all_tokens(toks):

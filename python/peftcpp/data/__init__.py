@@ -10,14 +10,14 @@ import warnings
 from collections.abc import Sequence
 
 from .batching import length_grouped_batches, pad_batch, padding_fraction, random_batches
-from .dataset import (DatasetError, DatasetFileNotFoundError, JsonlSplit, detect_format, merge_datasets,
-                      read_dataset, read_jsonl, validate_example)
+from .dataset import (DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_MESSAGES, DatasetError, DatasetFileNotFoundError,
+                      JsonlSplit, detect_format, merge_datasets, read_dataset, read_jsonl, validate_example)
 from .tokenize import IGNORE_INDEX, encode_example, tokenize_example
 
-__all__ = ["DatasetError", "DatasetFileNotFoundError", "JsonlSplit", "TokenizedDataset", "DatasetDict",
-           "IGNORE_INDEX", "load_dataset", "read_dataset", "read_jsonl", "validate_example", "detect_format",
-           "merge_datasets", "tokenize_example", "encode_example", "length_grouped_batches", "random_batches",
-           "padding_fraction", "pad_batch"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "DEFAULT_MAX_MESSAGES", "DatasetError", "DatasetFileNotFoundError", "JsonlSplit",
+           "TokenizedDataset", "DatasetDict", "IGNORE_INDEX", "load_dataset", "read_dataset", "read_jsonl",
+           "validate_example", "detect_format", "merge_datasets", "tokenize_example", "encode_example",
+           "length_grouped_batches", "random_batches", "padding_fraction", "pad_batch"]
 
 # folder file split -> Hugging Face split name
 SPLIT_NAMES = {"train": "train", "valid": "validation", "test": "test"}
@@ -111,17 +111,19 @@ def _tokenize_split(split, tokenizer, max_seq_length, mask_prompt, name):
                             max_seq_length=max_seq_length)
 
 
-def load_dataset(path, tokenizer, max_seq_length=2048, mask_prompt=True, skip_invalid=False):
+def load_dataset(path, tokenizer, max_seq_length=2048, mask_prompt=True, skip_invalid=False,
+                 max_line_bytes=DEFAULT_MAX_LINE_BYTES, max_messages=DEFAULT_MAX_MESSAGES):
     """Validate and tokenize a dataset folder (train.jsonl, valid.jsonl, optional test.jsonl) or one .jsonl file.
 
     Returns a :class:`DatasetDict` with "train", "validation" (and "test" when present) — a single file gives only
     "train". Bad lines raise :class:`DatasetError` listing file:line: problem (``skip_invalid=True`` skips them
     with a warning). Sequences longer than ``max_seq_length`` are truncated and counted in a warning.
     With ``mask_prompt`` (default) only assistant tokens (completion tokens) are training targets.
+    Lines over ``max_line_bytes`` bytes and chats with more than ``max_messages`` messages are invalid lines.
     """
     if max_seq_length is not None and int(max_seq_length) < 1:
         raise ValueError(f"max_seq_length must be >= 1, got {max_seq_length}")
-    splits = read_dataset(path, skip_invalid=skip_invalid)
+    splits = read_dataset(path, skip_invalid=skip_invalid, max_line_bytes=max_line_bytes, max_messages=max_messages)
     out = DatasetDict()
     for key, split in splits.items():
         out[SPLIT_NAMES[key]] = _tokenize_split(split, tokenizer, max_seq_length, mask_prompt, SPLIT_NAMES[key])

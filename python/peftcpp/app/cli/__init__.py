@@ -81,5 +81,7 @@ def main(argv=None):
         if args.debug:
             raise
         print(f"peftcpp {args.command}: error: {_one_sentence(e)}", file=sys.stderr)
+        for line in getattr(e, "details", ()):
+            print(f"  {line}", file=sys.stderr)
         return 1
     return 0

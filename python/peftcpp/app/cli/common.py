@@ -10,7 +10,29 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class CLIError(Exception):
-    """An error whose message is already the one sentence the user sees."""
+    """An error whose message is already the one sentence the user sees; ``details`` are lines printed under it
+    (the invalid lines of a dataset)."""
+
+    def __init__(self, message, details=()):
+        super().__init__(message)
+        self.details = list(details)
+
+
+def dataset_error(e, skip_invalid):
+    """The CLIError of a DatasetError: a complete first line, then each invalid line with its reason (up to the
+    library's MAX_LISTED, then a count)."""
+    from ...data.dataset import MAX_LISTED
+    problems = getattr(e, "problems", None) or []
+    if not problems:
+        return CLIError(str(e).splitlines()[0])
+    if len(problems) == 1:
+        tail = "; no valid line left" if skip_invalid else "; fix it or pass --skip-invalid to skip bad lines"
+        return CLIError(f"invalid dataset line {problems[0]}{tail}")
+    counts = getattr(e, "invalid_lines", None) or {"the dataset": len(problems)}
+    summary = ", ".join(f"{f}: {n} invalid line{'' if n == 1 else 's'}" for f, n in counts.items())
+    summary += "; no valid line left" if skip_invalid else "; fix them or pass --skip-invalid"
+    more = len(problems) - MAX_LISTED
+    return CLIError(summary, problems[:MAX_LISTED] + ([f"... and {more} more"] if more > 0 else []))
 
 
 def model_label(name):

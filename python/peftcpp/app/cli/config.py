@@ -27,6 +27,8 @@ TRAIN_DEFAULTS = {
     "resume_from": None,
     "resume": False,
     "skip_invalid": False,
+    "max_line_bytes": 16 * 1024 * 1024,  # the library's limits (peftcpp.data.DEFAULT_MAX_*): see data/dataset.py
+    "max_messages": 1000,
     "group_by_length": True,
 }
 

@@ -1,5 +1,6 @@
 """`peftcpp merge-data DIR... --out DIR`: DonkeyTune's merge-datasets.sh."""
-from .common import CLIError
+from .common import CLIError, dataset_error
+from .config import TRAIN_DEFAULTS
 
 
 def add_parser(sub):
@@ -9,6 +10,11 @@ def add_parser(sub):
     p.add_argument("inputs", nargs="+", metavar="DIR", help="dataset folders")
     p.add_argument("--out", default="./data", help="output folder (default: ./data)")
     p.add_argument("--skip-invalid", action="store_true", help="skip invalid lines instead of stopping")
+    p.add_argument("--max-line-bytes", type=int, default=TRAIN_DEFAULTS["max_line_bytes"],
+                   help="lines longer than this many bytes are invalid, refused before parsing (default: "
+                        f"{TRAIN_DEFAULTS['max_line_bytes']}, 16 MiB)")
+    p.add_argument("--max-messages", type=int, default=TRAIN_DEFAULTS["max_messages"],
+                   help=f"chat examples with more messages are invalid (default: {TRAIN_DEFAULTS['max_messages']})")
     p.set_defaults(func=run)
     return p
 
@@ -21,13 +27,11 @@ def run(args):
         if os.path.abspath(d) == out:
             raise CLIError(f"--out {args.out} is also an input; write the merged dataset to another folder")
     try:
-        counts = merge_datasets(args.inputs, args.out, skip_invalid=args.skip_invalid)
+        counts = merge_datasets(args.inputs, args.out, skip_invalid=args.skip_invalid,
+                                max_line_bytes=args.max_line_bytes, max_messages=args.max_messages)
     except DatasetError as e:
-        problems = getattr(e, "problems", None) or []
-        if problems:
-            raise CLIError(f"invalid dataset line {problems[0]}" + (f" (and {len(problems) - 1} more)"
-                                                                     if len(problems) > 1 else "")
-                           + "; fix it or pass --skip-invalid") from None
+        raise dataset_error(e, args.skip_invalid) from None
+    except ValueError as e:  # a limit below 1
         raise CLIError(str(e).splitlines()[0]) from None
     for split, c in counts.items():
         print(f"{split}.jsonl: {c['written']} examples written ({c['read']} read, {c['duplicates']} duplicates, "

@@ -1,7 +1,6 @@
 """`peftcpp generate`, `peftcpp test` (DonkeyTune's test / test-prompt) and
 `peftcpp chat`: answers from a base model, an adapter (its base read from
 adapter_config.json) or a GGUF file, with mlx_lm.generate's option names."""
-import json
 import os
 import sys
 import time
@@ -164,22 +163,25 @@ def run_generate(args):
 
 def valid_prompts(folder, n=3):
     """The first user prompt of each of the first `n` usable lines of
-    `folder`/valid.jsonl ([] when it has none)."""
+    `folder`/valid.jsonl ([] when it has none); read by the dataset reader,
+    so hostile lines are skipped within its limits."""
+    import warnings
+    from ...data import DatasetError, read_jsonl
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a line unusable here is simply not a test prompt
+            split = read_jsonl(os.path.join(folder, "valid.jsonl"), skip_invalid=True)
+    except DatasetError:  # no usable line: the default prompts
+        return []
     found = []
-    with open(os.path.join(folder, "valid.jsonl"), encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            msgs = obj.get("messages") if isinstance(obj, dict) else None
-            msgs = msgs if isinstance(msgs, list) else []
-            user = [m.get("content") for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
-            prompt = user[0] if user else (obj.get("prompt") if isinstance(obj, dict) else None)
-            if isinstance(prompt, str) and prompt.strip():
-                found.append(prompt)
-            if len(found) == n:
-                break
+    for obj in split.examples:
+        msgs = obj.get("messages") if isinstance(obj.get("messages"), list) else []
+        user = [m.get("content") for m in msgs if m.get("role") == "user"]
+        prompt = user[0] if user else obj.get("prompt")
+        if isinstance(prompt, str) and prompt.strip():
+            found.append(prompt)
+        if len(found) == n:
+            break
     return found
 
 

@@ -5,7 +5,7 @@ import datetime
 import os
 import sys
 
-from .common import ADAPTER_WEIGHTS, TRAIN_RECORD, CLIError, load_base, model_label, read_record
+from .common import ADAPTER_WEIGHTS, TRAIN_RECORD, CLIError, dataset_error, load_base, model_label, read_record
 from .config import TRAIN_DEFAULTS, resolve_train_settings
 
 CHECKPOINTS = "checkpoints"  # inside --adapter-path
@@ -28,6 +28,9 @@ _HELP = {
     "seed": "random seed (default: 0)",
     "adapter_path": "where the adapter goes (default: output/adapters); checkpoints in its checkpoints/ folder",
     "resume_from": "start from the weights of this adapter folder or adapter_model.safetensors (new optimizer)",
+    "max_line_bytes": "dataset lines longer than this many bytes are invalid, refused before parsing "
+                      f"(default: {TRAIN_DEFAULTS['max_line_bytes']}, 16 MiB)",
+    "max_messages": f"chat examples with more messages are invalid (default: {TRAIN_DEFAULTS['max_messages']})",
 }
 
 
@@ -39,7 +42,7 @@ def add_parser(sub):
                      ("learning_rate", float), ("rank", int), ("scale", float), ("dropout", float),
                      ("max_seq_length", int), ("steps_per_report", int), ("steps_per_eval", int),
                      ("save_every", int), ("val_batches", int), ("seed", int), ("adapter_path", str),
-                     ("resume_from", str)):
+                     ("resume_from", str), ("max_line_bytes", int), ("max_messages", int)):
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None, help=_HELP[key])
     p.add_argument("--fine-tune-type", dest="fine_tune_type", choices=("lora", "dora", "full"), default=None,
                    help="lora (default) or full; dora is not supported yet")
@@ -67,7 +70,7 @@ def _check(s):
     if s["fine_tune_type"] == "dora":
         raise CLIError("--fine-tune-type dora is not supported yet; use lora (the default) or full")
     for key in ("iters", "batch_size", "rank", "steps_per_report", "steps_per_eval", "save_every",
-                "max_seq_length"):
+                "max_seq_length", "max_line_bytes", "max_messages"):
         if s[key] < 1:
             raise CLIError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
     if s["num_layers"] == 0 or s["num_layers"] < -1:
@@ -191,10 +194,11 @@ def _train(s):
 
     # the data is checked before the (slower) model load
     from ...data import read_dataset
+    limits = {"max_line_bytes": s["max_line_bytes"], "max_messages": s["max_messages"]}
     try:
-        read_dataset(data, skip_invalid=s["skip_invalid"])
+        read_dataset(data, skip_invalid=s["skip_invalid"], **limits)
     except DatasetError as e:
-        raise CLIError(_dataset_message(e, s["skip_invalid"])) from None
+        raise dataset_error(e, s["skip_invalid"]) from None
 
     print(f"Loading {model_label(s['model'])}", flush=True)
     full = s["fine_tune_type"] == "full"
@@ -204,9 +208,9 @@ def _train(s):
         warnings.simplefilter("always")
         try:
             ds = load_dataset(data, tok, max_seq_length=s["max_seq_length"], mask_prompt=s["mask_prompt"],
-                              skip_invalid=s["skip_invalid"])
+                              skip_invalid=s["skip_invalid"], **limits)
         except DatasetError as e:
-            raise CLIError(_dataset_message(e, s["skip_invalid"])) from None
+            raise dataset_error(e, s["skip_invalid"]) from None
         except ValueError as e:  # e.g. chat data and a tokenizer without a chat template
             raise CLIError(str(e).splitlines()[0]) from None
     for w in caught:
@@ -311,13 +315,3 @@ def _record_stop(s, common, e, last):
               file=sys.stderr)
     if last and not isinstance(e, TrainingDivergedError):  # resuming a divergence diverges again
         print(f"`peftcpp train --resume --adapter-path {adapter_path}` continues from {last}", file=sys.stderr)
-
-
-def _dataset_message(e, skip_invalid):
-    problems = getattr(e, "problems", None) or []
-    if problems:
-        n = len(problems)
-        more = f" (and {n - 1} more invalid line(s))" if n > 1 else ""
-        hint = "" if skip_invalid else "; fix it or pass --skip-invalid to skip bad lines"
-        return f"invalid dataset line {problems[0]}{more}{hint}"
-    return str(e).splitlines()[0]
