@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "io/gguf_writer.h"
@@ -212,10 +213,18 @@ void quantize_gguf(const std::string& in_path, const std::string& out_path, int 
     const int64_t nrows = n_per_row > 0 ? info.numel / n_per_row : 0;
     const int src_type = p.src_type, dst_type = p.dst_type;
     const uint64_t src_bytes = info.nbytes;
+    // What convert_rows writes: nrows rows of the target type. The reader
+    // bounded the source bytes; the writer checks its own size from ne.
+    const uint64_t dst_bytes =
+        src_type == dst_type ? src_bytes
+                             : checked_mul(static_cast<uint64_t>(nrows), quantized_row_bytes(dst_type, n_per_row),
+                                           "[quantize] ", in_path, ": tensor ", quoted_text(p.name), " (",
+                                           ggml_type_traits(dst_type).name, ") output size");
     w.add_tensor(p.name, dst_type, p.ne, [=](uint8_t* dst, size_t nbytes) {
+      PC_CHECK(nbytes == dst_bytes, "[quantize] ", in_path, ": tensor ", quoted_text(p.name), ": the writer expects ",
+               nbytes, " bytes, the conversion gives ", dst_bytes);
       if (src_type == dst_type) {
-        PC_CHECK(nbytes == src_bytes, "[quantize] tensor size mismatch copying ", p.name);
-        std::memcpy(dst, src, nbytes);
+        if (nbytes) std::memcpy(dst, src, nbytes);
         return;
       }
       convert_rows(src, src_type, dst, dst_type, nrows, n_per_row, nt);
