@@ -335,7 +335,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   });
   std::vector<SafetensorsEntry> entries;
   for (const auto& [name, t] : order) {
-    entries.push_back({*name, t.dtype(), t.shape(), [t](AtomicFile& out) {
+    // An init-capture: C++17 (clang) cannot capture a structured binding.
+    entries.push_back({*name, t.dtype(), t.shape(), [t = t](AtomicFile& out) {
                          Tensor c = t.contiguous();
                          out.write(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
                        }});
