@@ -164,3 +164,16 @@ def test_safetensors_deeply_nested_shape_is_refused_not_a_stack_overflow(tmp_pat
     assert res.returncode == 1, res  # an exception, not a signal
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("ValueError: ") and str(path) in last and "tensor 'x': shape (a nested list)" in last
+
+
+@pytest.mark.parametrize("name", ["regress-shape-2p62", "regress-offsets-past-end", "regress-header-length-huge"])
+def test_convert_reads_checkpoints_through_the_validating_reader(tmp_path, name):
+    """`peftcpp convert`'s own safetensors view (bfloat16 kept as bits) refuses
+    what the reader refuses, naming the file, instead of a bare numpy or JSON error."""
+    from peftcpp.gguf.convert import read_safetensors
+    path = tmp_path / "model.safetensors"
+    with open(seed(name, "safetensors"), "rb") as f:
+        path.write_bytes(f.read())
+    with pytest.raises(ValueError) as ei:
+        read_safetensors(str(path))
+    assert str(path) in one_line(str(ei.value))
