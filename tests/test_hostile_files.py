@@ -177,3 +177,12 @@ def test_convert_reads_checkpoints_through_the_validating_reader(tmp_path, name)
     with pytest.raises(ValueError) as ei:
         read_safetensors(str(path))
     assert str(path) in one_line(str(ei.value))
+
+
+def test_cli_quantize_architecture_that_is_not_utf8(tmp_path):
+    path = seed("regress-arch-not-utf8")
+    res = run("-m", "peftcpp", "quantize", path, str(tmp_path / "o.gguf"), "Q8_0")
+    assert res.returncode == 1
+    err = one_line(res.stderr)
+    assert path in err and r"'lla\xf9a.block_count' is missing" in err
+    assert os.listdir(tmp_path) == []

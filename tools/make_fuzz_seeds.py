@@ -140,6 +140,10 @@ def gguf_seeds():
     s["regress-magic-nul"] = b"\0\0\0\0" + s["valid-v2-no-tensors"][4:]
     # A tensor name (overlong UTF-8 and a newline) quoted in an error message.
     s["regress-name-overlong-utf8"] = gguf(MODEL_KVS, [(b"w\xc0\xaf\n", [4], 99, b"", 0)])
+    # An architecture name that is not UTF-8, quoted by quantize's "not a
+    # model GGUF" error (found by the fuzz target's one-line-message check).
+    s["regress-arch-not-utf8"] = gguf([kv("general.architecture", STR, gstr(b"lla\xf9a"))],
+                                      [("output_norm.weight", [4], F32, None, None)])
     # Offsets: unaligned, past the end, and wrapping the 64-bit sum.
     s["regress-offset-wraps"] = gguf(MODEL_KVS, [("t.a", [8], F32, b"", 2**64 - 32)], data=pseudo_bytes(64, 3))
     s["regress-offset-unaligned"] = gguf(MODEL_KVS, [("t.a", [8], F32, b"", 4)], data=pseudo_bytes(64, 3))

@@ -35,7 +35,7 @@ int64_t meta_int(const GGUFFile& f, const std::string& key, int64_t fallback) {
       case GGUFType::BOOL: return static_cast<int64_t>(u);
       case GGUFType::INT8: case GGUFType::INT16: case GGUFType::INT32: case GGUFType::INT64: return i;
       default:
-        PC_CHECK(false, "[quantize] ", f.path, ": metadata key ", key, " has type ", gguf_type_name(t),
+        PC_CHECK(false, "[quantize] ", f.path, ": metadata key ", quoted_text(key), " has type ", gguf_type_name(t),
                  ", expected an integer");
         return 0;
     }
@@ -140,8 +140,8 @@ void convert_rows(const uint8_t* src, int src_type, uint8_t* dst, int dst_type, 
 
 QuantModelInfo quant_model_info(const GGUFFile& f) {
   const std::string gtype = meta_str(f, "general.type");
-  PC_CHECK(gtype.empty() || gtype == "model", "[quantize] ", f.path, " has general.type '", gtype,
-           "': only model GGUF files can be quantized",
+  PC_CHECK(gtype.empty() || gtype == "model", "[quantize] ", f.path, " has general.type ", quoted_text(gtype),
+           ": only model GGUF files can be quantized",
            gtype == "adapter" ? " (this is a LoRA adapter; quantize the base model instead)" : "");
   QuantModelInfo m;
   m.arch = meta_str(f, "general.architecture");
@@ -149,7 +149,8 @@ QuantModelInfo quant_model_info(const GGUFFile& f) {
            " is not a model GGUF: general.architecture is missing or not a string");
   const std::string a = m.arch + ".";
   m.n_layer = static_cast<int>(meta_int(f, a + "block_count", -1));
-  PC_CHECK(m.n_layer > 0, "[quantize] ", f.path, " is not a model GGUF: ", a, "block_count is missing or not positive");
+  PC_CHECK(m.n_layer > 0, "[quantize] ", f.path, " is not a model GGUF: ", quoted_text(a + "block_count"),
+           " is missing or not positive");
   m.n_head = static_cast<int>(meta_int(f, a + "attention.head_count", 0));
   m.n_head_kv = static_cast<int>(meta_int(f, a + "attention.head_count_kv", m.n_head));
   m.n_expert = static_cast<int>(meta_int(f, a + "expert_count", 0));
@@ -175,10 +176,10 @@ std::vector<TensorPlan> plan_gguf_quantization(const GGUFFile& f, int ftype) {
     const auto& t = f.tensors[order[k]];
     const int dst = types[k];
     if (dst != t.type) {
-      PC_CHECK_TYPE(ggml_type_traits(t.type).dequantizable(), "[quantize] ", f.path, ": tensor ", t.name, " has type ", t.type_name,
-                    ", which cannot be converted to ", ggml_type_traits(dst).name);
-      PC_CHECK_TYPE(can_quantize(dst), "[quantize] tensor ", t.name, ": cannot produce type ",
-                    ggml_type_traits(dst).name);
+      PC_CHECK_TYPE(ggml_type_traits(t.type).dequantizable(), "[quantize] ", f.path, ": tensor ", quoted_text(t.name),
+                    " has type ", t.type_name, ", which cannot be converted to ", ggml_type_traits(dst).name);
+      PC_CHECK_TYPE(can_quantize(dst), "[quantize] ", f.path, ": tensor ", quoted_text(t.name),
+                    ": cannot produce type ", ggml_type_traits(dst).name);
     }
     plan.push_back({order[k], t.name, t.type, dst, t.ne});
   }

@@ -3,8 +3,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -44,18 +46,32 @@ inline void expect_inside(const uint8_t* begin, size_t size, const void* p, size
   if (n > 0 && (q < begin || q > begin + size || n > static_cast<size_t>(begin + size - q))) std::abort();
 }
 
+// A refusal's message must reach a Python user as one line: valid UTF-8
+// (else converting it raises UnicodeDecodeError) without line breaks.
+inline void expect_one_line(const std::exception& e) {
+  const std::string m = e.what();
+  if (!peftcpp::valid_utf8(m) || m.find_first_of("\r\n") != std::string::npos) {
+    std::fprintf(stderr, "fuzz: error message is not one line of UTF-8: %s\n", peftcpp::quoted_text(m).c_str());
+    std::abort();
+  }
+}
+
 // Runs body(); peftcpp's own errors (ValueError, TypeError, IndexError,
-// OSError in Python) are clean refusals. Anything else escapes: an uncaught
-// exception is a finding (bad_alloc from a hostile size, a parser's own
-// exception type leaking through).
+// OSError in Python) with one-line messages are clean refusals. Anything
+// else escapes: an uncaught exception is a finding (bad_alloc from a hostile
+// size, a parser's own exception type leaking through).
 template <class F>
 void refusing_cleanly(F&& body) {
   try {
     body();
-  } catch (const std::invalid_argument&) {
-  } catch (const std::out_of_range&) {
-  } catch (const peftcpp::TypeError&) {
-  } catch (const peftcpp::FileError&) {
+  } catch (const std::invalid_argument& e) {
+    expect_one_line(e);
+  } catch (const std::out_of_range& e) {
+    expect_one_line(e);
+  } catch (const peftcpp::TypeError& e) {
+    expect_one_line(e);
+  } catch (const peftcpp::FileError& e) {
+    expect_one_line(e);
   }
 }
 
