@@ -18,7 +18,7 @@ LLAMA_CPP_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLE
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 CMAKE_ARGS = -G Ninja -Dpybind11_DIR=$(PYBIND11_DIR) -DPEFTCPP_BUILD_PYTHON=OFF
 
-.PHONY: setup setup-system setup-python install build-cpp test test-cpp test-asan test-py test-all bench demo clean
+.PHONY: setup setup-system setup-python install build-cpp test test-cpp test-asan test-py test-all bench demo clean fuzz
 .PHONY: help train convert test-model test-prompt all merge-data train-resume train-merged clean-output
 
 setup: setup-system setup-python install
@@ -61,6 +61,35 @@ test-asan:
 
 test-py:
 	$(PYTHON) -m pytest -q tests
+
+# Coverage-guided fuzzing of the GGUF and safetensors readers with clang's
+# libFuzzer (+ASan/UBSan), FUZZ_SECONDS per reader, over a copy of
+# tests/fuzz/corpus (the committed seeds are never written). Fails when a
+# crash, leak, timeout or out-of-memory input appears; it is kept under
+# build/fuzz/<reader>/crashes/. docs/FUZZING.md has the figures.
+FUZZ_SECONDS ?= 180
+FUZZ_APT_PACKAGES = clang libclang-rt-14-dev libomp-14-dev
+FUZZ_CMAKE_ARGS = -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPEFTCPP_LIBFUZZER=ON -DPEFTCPP_NATIVE=OFF -DPEFTCPP_BUILD_PYTHON=OFF -DPEFTCPP_BUILD_TESTS=OFF
+fuzz:
+	@missing=""; for p in $(FUZZ_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	cmake -S . -B build/fuzz $(FUZZ_CMAKE_ARGS) >/dev/null
+	cmake --build build/fuzz -j $(JOBS) --target libfuzz_gguf libfuzz_safetensors
+	@status=0; for r in gguf safetensors; do \
+	  d=build/fuzz/$$r; rm -rf $$d/corpus $$d/crashes; mkdir -p $$d/corpus $$d/crashes; \
+	  cp tests/fuzz/corpus/$$r/* $$d/corpus/; \
+	  echo "fuzzing the $$r reader for $(FUZZ_SECONDS) s (log: $$d/fuzz.log)"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/fuzz/libfuzz_$$r $$d/corpus \
+	    -dict=tests/fuzz/$$r.dict -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=$$d/crashes/ -print_final_stats=1 >$$d/fuzz.log 2>&1 || status=1; \
+	  grep -E "^#[0-9]+[[:space:]]+DONE|^Done " $$d/fuzz.log; \
+	  if [ -n "$$(ls -A $$d/crashes)" ]; then echo "FOUND: $$(ls $$d/crashes)"; tail -40 $$d/fuzz.log; status=1; fi; \
+	done; exit $$status
 
 test: setup test-cpp test-asan test-py
 
@@ -113,6 +142,7 @@ help:
 	@echo "  make clean-output           remove ./output (adapters, fused model, GGUF files)"
 	@echo "  make clean                  clean-output, and remove the build folders"
 	@echo "  make test / test-all        the project's test suite"
+	@echo "  make fuzz [FUZZ_SECONDS=..] libFuzzer on the GGUF and safetensors readers (clang)"
 	@echo ""
 	@echo "Variables (current value):"
 	@echo "  MODEL=$(MODEL)   (empty: the embedded default model, SmolLM2-135M-Instruct)"

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "bindings/common.h"
+#include "core/checked_math.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "io/gguf_writer.h"
@@ -153,13 +154,15 @@ struct PyWriter {
     }
     PC_CHECK(!rm.empty() && rm.size() <= 4, "[GGUFWriter.add_tensor] tensor '", name, "': ", rm.size(),
              " dims; GGUF allows 1 to 4");
-    int64_t numel = 1;
-    for (int64_t d : rm) numel *= d;
+    const int64_t numel = checked_numel(rm, "[GGUFWriter.add_tensor] tensor ", quoted_text(name));
     std::vector<int64_t> ne(rm.rbegin(), rm.rend());
     const int64_t row = ne[0];
     PC_CHECK(row % tt.block_size == 0, "[GGUFWriter.add_tensor] tensor '", name, "': row length ", row,
              " is not a multiple of the ", tt.name, " block size ", tt.block_size);
-    const int64_t nbytes = numel / tt.block_size * tt.type_size;
+    const int64_t nbytes = static_cast<int64_t>(checked_mul(static_cast<uint64_t>(numel / tt.block_size),
+                                                            static_cast<uint64_t>(tt.type_size),
+                                                            "[GGUFWriter.add_tensor] tensor ", quoted_text(name), " (",
+                                                            tt.name, ") byte size"));
     if (src == Src::RAW) {
       PC_CHECK(static_cast<int64_t>(source.nbytes()) == nbytes, "[GGUFWriter.add_tensor] tensor '", name,
                "': raw source holds ", source.nbytes(), " bytes but ", tt.name, " shape needs ", nbytes);

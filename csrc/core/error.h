@@ -22,6 +22,17 @@ std::string cat(Args&&... args) {
 }
 }  // namespace detail
 
+// A name, key or byte string from a file, for an error message: in single
+// quotes, control bytes (and every non-ASCII byte when the string is not
+// strict UTF-8, or when ascii_only) escaped as \xNN, cut after about 200
+// bytes at a character boundary. The result is always one line of valid
+// UTF-8, so the message converts to a Python str.
+std::string quoted_text(const std::string& s, bool ascii_only = false);
+
+// Whether s is UTF-8 as Python's strict decoder accepts it (no overlong
+// forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(const std::string& s);
+
 }  // namespace peftcpp
 
 // Shape and value errors -> ValueError.

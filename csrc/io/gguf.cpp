@@ -10,9 +10,9 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <set>
 #include <unordered_set>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "io/safetensors.h"  // FileError
 #include "quant/dequant.h"
@@ -28,7 +28,6 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint32_t kMaxDims = 4;          // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 8;         // nested arrays deeper than this are refused
-constexpr uint64_t kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 struct Fd {
   int fd = -1;
@@ -36,42 +35,6 @@ struct Fd {
     if (fd >= 0) ::close(fd);
   }
 };
-
-bool valid_utf8(const std::string& s) {
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    unsigned char c = s[i];
-    int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > n) return false;
-    for (int k = 1; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
-    i += len;
-  }
-  return true;
-}
-
-// A key or name for an error message: control bytes (and, when the string is
-// not UTF-8, every non-ASCII byte) escaped, long strings shortened, so the
-// message is always a valid Python str of reasonable length.
-std::string quoted(const std::string& s) {
-  const bool utf8 = valid_utf8(s);
-  std::string out = "'";
-  size_t n = 0;
-  for (unsigned char c : s) {
-    if (++n > 200) {
-      out += "...";
-      break;
-    }
-    if (c >= 0x20 && c != 0x7f && (c < 0x80 || utf8)) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out + "'";
-}
 
 bool known_value_type(int32_t t) { return t >= 0 && t <= 12; }
 
@@ -164,8 +127,9 @@ void read_value(Reader& r, GGUFType t, GGUFValue* v, const std::string& where, c
            " elements needs at least ", min_elem, " bytes each but only ", r.left(),
            " bytes are left in the file; the file is truncated or corrupt");
   if (es) {
-    const uint8_t* p = r.take(static_cast<size_t>(n) * es, what + " (array data)");
-    v->numbers.assign(p, p + static_cast<size_t>(n) * es);
+    const size_t bytes = checked_mul(n, es, where, ": ", what, " (array data)");
+    const uint8_t* p = r.take(bytes, what + " (array data)");
+    v->numbers.assign(p, p + bytes);
   } else if (v->elem_type == GGUFType::STRING) {
     // Inline (no per-element message strings: vocabularies hold ~10^5 tokens).
     v->strings.reserve(static_cast<size_t>(n));
@@ -185,8 +149,6 @@ void read_value(Reader& r, GGUFType t, GGUFValue* v, const std::string& where, c
       read_value(r, GGUFType::ARRAY, &v->arrays[k], where, what + "[" + std::to_string(k) + "]", depth + 1);
   }
 }
-
-uint64_t pad_to(uint64_t x, uint64_t align) { return (x + align - 1) / align * align; }
 
 }  // namespace
 
@@ -279,7 +241,8 @@ GGUFFile parse_gguf(const std::string& path, const uint8_t* data, size_t size, s
 
   PC_CHECK(size >= 24, where, ": file is ", size, " bytes, too short for a GGUF header (24 bytes)");
   const uint32_t magic = r.get<uint32_t>("the magic");
-  PC_CHECK(magic == kMagic, where, ": not a GGUF file (magic bytes ", quoted(std::string(reinterpret_cast<const char*>(data), 4)),
+  PC_CHECK(magic == kMagic, where, ": not a GGUF file (magic bytes ",
+           quoted_text(std::string(reinterpret_cast<const char*>(data), 4), /*ascii_only=*/true),
            ", expected 'GGUF')");
   const uint32_t version = r.get<uint32_t>("the version");
   PC_CHECK(version != 1, where, ": GGUF version 1 is not supported (only versions 2 and 3)");
@@ -303,7 +266,7 @@ GGUFFile parse_gguf(const std::string& path, const uint8_t* data, size_t size, s
     const std::string entry = "metadata entry " + std::to_string(k);
     std::string key = r.str(entry + " key");
     PC_CHECK(!key.empty(), where, ": ", entry, " has an empty key");
-    const std::string what = "metadata key " + quoted(key);
+    const std::string what = "metadata key " + quoted_text(key);
     PC_CHECK(keys.insert(key).second, where, ": duplicate ", what);
     const int32_t t = r.get<int32_t>(what + " (value type)");
     PC_CHECK(known_value_type(t), where, ": ", what, " has unknown value type ", t, " (GGUF value types are 0..12)");
@@ -326,13 +289,13 @@ GGUFFile parse_gguf(const std::string& path, const uint8_t* data, size_t size, s
     GGUFTensorInfo ti;
     ti.name = r.str("tensor info " + std::to_string(k) + " name");
     PC_CHECK(!ti.name.empty(), where, ": tensor info ", k, " has an empty name");
-    const std::string what = "tensor " + quoted(ti.name);
+    const std::string what = "tensor " + quoted_text(ti.name);
     PC_CHECK(names.insert(ti.name).second, where, ": duplicate ", what);
     const uint32_t n_dims = r.get<uint32_t>(what + " (n_dims)");
     PC_CHECK(n_dims <= kMaxDims, where, ": ", what, " has ", n_dims, " dimensions; GGUF allows at most ", kMaxDims);
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t ne = r.get<uint64_t>(what + " (dims)");
-      PC_CHECK(ne <= kInt64Max, where, ": ", what, " has a negative dimension ", static_cast<int64_t>(ne));
+      PC_CHECK(ne <= kMaxSize, where, ": ", what, " has a negative dimension ", static_cast<int64_t>(ne));
       ti.ne.push_back(static_cast<int64_t>(ne));
     }
     ti.shape.assign(ti.ne.rbegin(), ti.ne.rend());
@@ -342,48 +305,41 @@ GGUFFile parse_gguf(const std::string& path, const uint8_t* data, size_t size, s
     ti.type_name = tt.name;
     ti.offset = r.get<uint64_t>(what + " (data offset)");
 
-    // Element count (overflow-checked; a zero dimension makes it 0).
-    uint64_t numel = 1;
-    bool zero = false;
-    for (int64_t ne : ti.ne) {
-      if (ne == 0) {
-        zero = true;
-        continue;
-      }
-      PC_CHECK(!__builtin_mul_overflow(numel, static_cast<uint64_t>(ne), &numel) && numel <= kInt64Max, where, ": ",
-               what, " has too many elements");
-    }
-    if (zero) numel = 0;
+    // Element count and byte size, overflow-checked: a product that wrapped
+    // past 2^64 would pass the bounds check below as a tiny tensor.
+    ti.numel = checked_numel(ti.ne, where, ": ", what);
     const int64_t row = ti.ne.empty() ? 1 : ti.ne[0];
     PC_CHECK(row % tt.block_size == 0, where, ": ", what, " of type ", tt.name, " has row length ne[0] = ", row,
              ", not a multiple of the block size ", tt.block_size);
-    ti.numel = static_cast<int64_t>(numel);
-    ti.nbytes = numel / static_cast<uint64_t>(tt.block_size) * static_cast<uint64_t>(tt.type_size);
+    ti.nbytes = checked_mul(static_cast<uint64_t>(ti.numel) / static_cast<uint64_t>(tt.block_size),
+                            static_cast<uint64_t>(tt.type_size), where, ": ", what, " (", tt.name, ") byte size");
     PC_CHECK(ti.offset % f.alignment == 0, where, ": ", what, " has data offset ", ti.offset,
              ", not a multiple of the alignment ", f.alignment);
     f.tensors.push_back(std::move(ti));
   }
 
-  f.data_offset = pad_to(r.pos(), f.alignment);
-  // Every tensor's bytes lie inside the file and no two overlap.
+  f.data_offset = checked_pad(r.pos(), f.alignment, where, ": data section offset");
+  // Every tensor's bytes lie inside the file (an empty tensor's offset too,
+  // as llama.cpp requires, so tensor_data() never points outside the
+  // mapping) and no two overlap.
   std::vector<const GGUFTensorInfo*> by_offset;
   for (const auto& ti : f.tensors) {
-    if (ti.nbytes == 0) continue;
-    uint64_t end;
-    const bool ovf = __builtin_add_overflow(f.data_offset, ti.offset, &end) ||
-                     __builtin_add_overflow(end, ti.nbytes, &end);
-    PC_CHECK(!ovf && end <= size, where, ": tensor ", quoted(ti.name), " (", ti.type_name, ", ", ti.nbytes,
-             " bytes at data offset ", ti.offset, ") runs past the end of the file (", size, " bytes, data section at ",
-             f.data_offset, "); the file is truncated or corrupt");
-    by_offset.push_back(&ti);
+    const std::string what = "tensor " + quoted_text(ti.name);
+    // Compared by subtraction from the file size, so no sum can wrap.
+    const bool inside = f.data_offset <= size && ti.offset <= size - f.data_offset &&
+                        ti.nbytes <= size - f.data_offset - ti.offset;
+    PC_CHECK(inside, where, ": ", what, " (", ti.type_name, ", ", ti.nbytes, " bytes at data offset ", ti.offset,
+             ") runs past the end of the file (", size, " bytes, data section at ", f.data_offset,
+             "); the file is truncated or corrupt");
+    if (ti.nbytes > 0) by_offset.push_back(&ti);
   }
   std::sort(by_offset.begin(), by_offset.end(),
             [](const GGUFTensorInfo* a, const GGUFTensorInfo* b) { return a->offset < b->offset; });
   for (size_t k = 1; k < by_offset.size(); ++k) {
     const GGUFTensorInfo* a = by_offset[k - 1];
     const GGUFTensorInfo* b = by_offset[k];
-    PC_CHECK(a->offset + a->nbytes <= b->offset, where, ": tensors ", quoted(a->name), " [", a->offset, ", ",
-             a->offset + a->nbytes, ") and ", quoted(b->name), " [", b->offset, ", ", b->offset + b->nbytes,
+    PC_CHECK(a->offset + a->nbytes <= b->offset, where, ": tensors ", quoted_text(a->name), " [", a->offset, ", ",
+             a->offset + a->nbytes, ") and ", quoted_text(b->name), " [", b->offset, ", ", b->offset + b->nbytes,
              ") overlap");
   }
   return f;
@@ -419,7 +375,7 @@ Tensor gguf_tensor(const GGUFFile& file, size_t index, bool dequantize) {
   PC_CHECK_INDEX(index < file.tensors.size(), "[gguf_tensor] ", file.path, ": tensor index ", index,
                  " out of range (", file.tensors.size(), " tensors)");
   const GGUFTensorInfo& ti = file.tensors[index];
-  const std::string where = "[gguf_tensor] " + file.path + ": tensor " + quoted(ti.name);
+  const std::string where = "[gguf_tensor] " + file.path + ": tensor " + quoted_text(ti.name);
   DType dt;
   bool direct = true;
   switch (ti.type) {

@@ -88,10 +88,13 @@ struct GGUFFile {
 // Maps and validates the whole file: magic, version (2 or 3), counts against
 // the file size, string and array lengths, value types, unique non-empty keys
 // and tensor names, general.alignment (UINT32, power of two), dims (at most
-// 4, non-negative, ne[0] a multiple of the block size), known tensor types,
-// and that each tensor's data is aligned, inside the file and overlaps no
-// other. Malformed files throw std::invalid_argument naming the file and the
-// key or tensor; files that cannot be opened throw FileError.
+// 4, non-negative as llama.cpp allows, ne[0] a multiple of the block size),
+// element count and byte size within int64 (core/checked_math.h: a size
+// that wraps is refused, never seen as small), known tensor types, and that
+// each tensor's data is aligned, inside the file (an empty tensor's offset
+// too) and overlaps no other. Malformed files throw std::invalid_argument
+// naming the file and the key or tensor (names escaped: one line of valid
+// UTF-8); files that cannot be opened throw FileError.
 GGUFFile read_gguf(const std::string& path);
 
 // Same, over bytes already in memory; keepalive owns them.

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "quant/ggml_types.h"
@@ -32,8 +33,10 @@ void write_array_body(AtomicFile& o, const GGUFValue& v, const std::string& key)
   o.put<uint64_t>(v.count);
   const size_t es = gguf_scalar_size(v.elem_type);
   if (es) {
-    PC_CHECK(v.numbers.size() == v.count * es, "[GGUFWriter] key '", key, "': array holds ", v.numbers.size(),
-             " bytes but count ", v.count, " of ", gguf_type_name(v.elem_type), " needs ", v.count * es);
+    const uint64_t need = checked_mul(v.count, es, "[GGUFWriter] key ", quoted_text(key), ": array of ", v.count, " ",
+                                      gguf_type_name(v.elem_type));
+    PC_CHECK(v.numbers.size() == need, "[GGUFWriter] key ", quoted_text(key), ": array holds ", v.numbers.size(),
+             " bytes but count ", v.count, " of ", gguf_type_name(v.elem_type), " needs ", need);
     o.write(v.numbers.data(), v.numbers.size());
   } else if (v.elem_type == GGUFType::STRING) {
     PC_CHECK(v.strings.size() == v.count, "[GGUFWriter] key '", key, "': count ", v.count, " but ",
@@ -123,15 +126,16 @@ void GGUFWriter::add_tensor(const std::string& name, int type_id, std::vector<in
   const GGMLTypeTraits& tt = ggml_type_traits(type_id);
   PC_CHECK(tt.known() && tt.block_size > 0 && tt.type_size > 0, "[GGUFWriter] tensor '", name,
            "': unknown ggml type id ", type_id);
-  uint64_t numel = 1;
-  for (int64_t d : ne) {
-    PC_CHECK(d >= 0, "[GGUFWriter] tensor '", name, "': negative dimension ", d);
-    numel *= static_cast<uint64_t>(d);
-  }
-  PC_CHECK(ne[0] % tt.block_size == 0, "[GGUFWriter] tensor '", name, "': row length ne[0]=", ne[0],
-           " is not a multiple of the ", tt.name, " block size ", tt.block_size);
-  PC_CHECK(static_cast<bool>(produce), "[GGUFWriter] tensor '", name, "': no data producer");
-  const uint64_t nbytes = numel / static_cast<uint64_t>(tt.block_size) * static_cast<uint64_t>(tt.type_size);
+  const std::string what = "[GGUFWriter] " + path_ + ": tensor " + quoted_text(name);
+  const int64_t numel = checked_numel(ne, what);
+  PC_CHECK(ne[0] % tt.block_size == 0, what, ": row length ne[0]=", ne[0], " is not a multiple of the ", tt.name,
+           " block size ", tt.block_size);
+  PC_CHECK(static_cast<bool>(produce), what, ": no data producer");
+  const uint64_t nbytes = checked_mul(static_cast<uint64_t>(numel) / static_cast<uint64_t>(tt.block_size),
+                                     static_cast<uint64_t>(tt.type_size), what, " (", tt.name, ") byte size");
+  // The padded running offset of every tensor must fit too (checked here,
+  // before anything is written).
+  data_bytes_ = checked_add(data_bytes_, checked_pad(nbytes, alignment_, what, " padded size"), what, " data offset");
   tensors_.push_back(Entry{name, type_id, std::move(ne), nbytes, std::move(produce)});
 }
 
@@ -153,7 +157,7 @@ void GGUFWriter::write(const std::function<void(size_t, size_t)>& progress) {
     put_str(o, k);
     write_value(o, v, k);
   }
-  uint64_t offset = 0;
+  uint64_t offset = 0;  // no overflow: add_tensor checked the running sum
   for (const auto& t : tensors_) {
     put_str(o, t.name);
     o.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));

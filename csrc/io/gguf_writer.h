@@ -64,6 +64,7 @@ class GGUFWriter {
   uint32_t alignment_;
   std::vector<std::pair<std::string, GGUFValue>> kv_;
   std::vector<Entry> tensors_;
+  uint64_t data_bytes_ = 0;  // the data section's size so far (padded tensors)
 };
 
 }  // namespace peftcpp

@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "core/checked_math.h"
+#include "core/error.h"
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
@@ -42,6 +44,7 @@ std::string errno_str(int e) { return std::strerror(e); }
 std::string escape_bytes(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
+    if (out.size() >= 300) return out + "...";  // the parser quotes the last token read, which may be huge
     if (c >= 0x20 && c < 0x7f) {
       out += static_cast<char>(c);
     } else {
@@ -83,6 +86,18 @@ struct Entry {
   uint64_t begin, end;
 };
 
+// A header value for an error message: its JSON text (ASCII, one line) when
+// flat, cut at 100 bytes. Nested values are never serialized: the serializer
+// recurses, and a hostile header can nest arrays 10^5 deep.
+std::string brief(const json& v) {
+  if (v.is_object()) return "(an object)";
+  if (v.is_array())
+    for (const auto& e : v)
+      if (e.is_structured()) return "(a nested list)";
+  std::string s = v.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
+  return s.size() > 100 ? s.substr(0, 100) + "..." : s;
+}
+
 // A JSON value as a non-negative integer that fits in int64 (shapes and
 // offsets); false for negatives, fractions, floats and huge values.
 bool as_index(const json& v, uint64_t* out) {
@@ -94,7 +109,7 @@ bool as_index(const json& v, uint64_t* out) {
 }
 
 Entry parse_entry(const std::string& path, const std::string& name, const json& v, uint64_t buffer_bytes) {
-  const std::string where = "[load_safetensors] " + path + ": tensor '" + name + "'";
+  const std::string where = "[load_safetensors] " + path + ": tensor " + quoted_text(name);
   PC_CHECK(v.is_object(), where, ": header entry is not a JSON object");
   Entry e;
   e.name = name;
@@ -105,47 +120,40 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   if (!safetensors_dtype_from_name(dts, &e.dtype)) {
     PC_CHECK_TYPE(!is_known_unsupported(dts), where, " has dtype ", dts,
                   ", which peftcpp does not support (supported: F32, F16, BF16, I32, I64)");
-    PC_CHECK(false, where, ": unknown dtype \"", dts, "\"");
+    PC_CHECK(false, where, ": unknown dtype ", quoted_text(dts));
   }
 
   auto sh = v.find("shape");
   PC_CHECK(sh != v.end() && sh->is_array(), where, ": missing or non-array \"shape\"");
-  // Product of the non-zero dimensions must fit in int64, so that element
-  // counts and strides computed later can never overflow.
-  uint64_t numel_nz = 1;
-  bool has_zero = false;
   for (const auto& d : *sh) {
     uint64_t u;
-    PC_CHECK(as_index(d, &u), where, ": shape ", sh->dump(), " has an entry that is not a non-negative integer");
-    if (u == 0) {
-      has_zero = true;
-    } else {
-      PC_CHECK(!__builtin_mul_overflow(numel_nz, u, &numel_nz) &&
-                   numel_nz <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-               where, ": shape ", sh->dump(), " has too many elements");
-    }
+    PC_CHECK(as_index(d, &u), where, ": shape ", brief(*sh), " has an entry that is not a non-negative integer");
     e.shape.push_back(static_cast<int64_t>(u));
   }
-  const uint64_t numel = has_zero ? 0 : numel_nz;
-  uint64_t nbytes;
-  PC_CHECK(!__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_size(e.dtype)), &nbytes), where,
-           ": shape ", sh->dump(), " is too large");
+  // Element count (the non-zero dimensions' product fits in int64, so later
+  // strides cannot overflow) and byte size, both overflow-checked.
+  const int64_t numel = checked_numel(e.shape, where);
+  const uint64_t nbytes = checked_mul(static_cast<uint64_t>(numel), dtype_size(e.dtype), where, " (", dts,
+                                      ", shape ", brief(*sh), ") byte size");
 
   auto off = v.find("data_offsets");
   PC_CHECK(off != v.end() && off->is_array() && off->size() == 2, where,
            ": missing \"data_offsets\" or not a pair [begin, end]");
-  PC_CHECK(as_index((*off)[0], &e.begin) && as_index((*off)[1], &e.end), where, ": data_offsets ", off->dump(),
+  PC_CHECK(as_index((*off)[0], &e.begin) && as_index((*off)[1], &e.end), where, ": data_offsets ", brief(*off),
            " are not non-negative integers");
-  PC_CHECK(e.begin <= e.end, where, ": data_offsets ", off->dump(), " end before they begin");
-  PC_CHECK(e.end <= buffer_bytes, where, ": data_offsets ", off->dump(), " run past the end of the data (",
+  PC_CHECK(e.begin <= e.end, where, ": data_offsets ", brief(*off), " end before they begin");
+  PC_CHECK(e.end <= buffer_bytes, where, ": data_offsets ", brief(*off), " run past the end of the data (",
            buffer_bytes, " bytes); the file is truncated or corrupt");
-  PC_CHECK(e.end - e.begin == nbytes, where, ": shape ", sh->dump(), " of ", dts, " needs ", nbytes,
-           " bytes but data_offsets ", off->dump(), " span ", e.end - e.begin);
+  PC_CHECK(e.end - e.begin == nbytes, where, ": shape ", brief(*sh), " of ", dts, " needs ", nbytes,
+           " bytes but data_offsets ", brief(*off), " span ", e.end - e.begin);
   return e;
 }
 
-SafetensorsFile parse_file(const std::string& path, const uint8_t* data, size_t size,
-                           const std::shared_ptr<void>& keepalive) {
+
+}  // namespace
+
+SafetensorsFile parse_safetensors(const std::string& path, const uint8_t* data, size_t size,
+                                  const std::shared_ptr<void>& keepalive) {
   const std::string where = "[load_safetensors] " + path;
   PC_CHECK(size >= 8, where, ": file is ", size, " bytes, too short for a safetensors header");
   uint64_t n;
@@ -171,7 +179,7 @@ SafetensorsFile parse_file(const std::string& path, const uint8_t* data, size_t 
       if (it->is_null()) continue;
       PC_CHECK(it->is_object(), where, ": \"__metadata__\" is not a JSON object");
       for (auto m = it->begin(); m != it->end(); ++m) {
-        PC_CHECK(m->is_string(), where, ": metadata value for key '", m.key(), "' is not a string");
+        PC_CHECK(m->is_string(), where, ": metadata value for key ", quoted_text(m.key()), " is not a string");
         out.metadata[m.key()] = m->get<std::string>();
       }
       continue;
@@ -188,9 +196,9 @@ SafetensorsFile parse_file(const std::string& path, const uint8_t* data, size_t 
   const Entry* furthest = nullptr;
   for (const Entry* e : by_offset) {
     if (e->begin == e->end) continue;
-    PC_CHECK(!furthest || e->begin >= furthest->end, where, ": tensors '", furthest ? furthest->name : "",
-             "' [", furthest ? furthest->begin : 0, ", ", furthest ? furthest->end : 0, ") and '", e->name,
-             "' [", e->begin, ", ", e->end, ") overlap");
+    PC_CHECK(!furthest || e->begin >= furthest->end, where, ": tensors ", quoted_text(furthest ? furthest->name : ""),
+             " [", furthest ? furthest->begin : 0, ", ", furthest ? furthest->end : 0, ") and ", quoted_text(e->name),
+             " [", e->begin, ", ", e->end, ") overlap");
     if (!furthest || e->end > furthest->end) furthest = e;
   }
 
@@ -212,8 +220,6 @@ SafetensorsFile parse_file(const std::string& path, const uint8_t* data, size_t 
   }
   return out;
 }
-
-}  // namespace
 
 bool safetensors_dtype_from_name(const std::string& s, DType* out) {
   if (s == "F32") *out = DType::F32;
@@ -260,7 +266,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   }
   // One mapping shared by every tensor; the last one to die unmaps it.
   std::shared_ptr<void> keepalive(base, [size](void* p) { ::munmap(p, size); });
-  return parse_file(path, static_cast<const uint8_t*>(base), size, keepalive);
+  return parse_safetensors(path, static_cast<const uint8_t*>(base), size, keepalive);
 }
 
 void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& entries,
@@ -280,20 +286,19 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsEnt
   for (const auto& e : entries) {
     PC_CHECK(!e.name.empty(), where, ": tensor names must not be empty");
     PC_CHECK(e.name != "__metadata__", where, ": \"__metadata__\" is reserved and cannot name a tensor");
-    PC_CHECK(!header.contains(e.name), where, ": tensor '", e.name, "' is given twice");
-    uint64_t numel = 1;
-    for (int64_t d : e.shape) {
-      PC_CHECK(d >= 0, where, ": tensor '", e.name, "' has a negative dimension");
-      numel *= static_cast<uint64_t>(d);
-    }
-    const uint64_t nbytes = numel * dtype_size(e.dtype);
+    const std::string what = "tensor " + quoted_text(e.name);
+    PC_CHECK(!header.contains(e.name), where, ": ", what, " is given twice");
+    const int64_t numel = checked_numel(e.shape, where, ": ", what);
+    const uint64_t nbytes = checked_mul(static_cast<uint64_t>(numel), dtype_size(e.dtype), where, ": ", what,
+                                        " byte size");
+    const uint64_t end = checked_add(offset, nbytes, where, ": data offset of ", what);
     nlohmann::ordered_json h = nlohmann::ordered_json::object();
     h["dtype"] = safetensors_dtype_name(e.dtype);
     h["shape"] = e.shape;
-    h["data_offsets"] = {offset, offset + nbytes};
+    h["data_offsets"] = {offset, end};
     header[e.name] = std::move(h);
     sizes.push_back(nbytes);
-    offset += nbytes;
+    offset = end;
   }
   std::string hs;
   try {
@@ -310,7 +315,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsEnt
     if (sizes[k] == 0) continue;
     const uint64_t start = f.pos();
     entries[k].write(f);
-    PC_CHECK(f.pos() - start == sizes[k], where, ": tensor '", entries[k].name, "' produced ", f.pos() - start,
+    PC_CHECK(f.pos() - start == sizes[k], where, ": tensor ", quoted_text(entries[k].name), " produced ", f.pos() - start,
              " bytes, its header says ", sizes[k]);
   }
   f.commit();
@@ -321,7 +326,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   const std::string where = "[save_safetensors] " + path;
   std::vector<std::pair<const std::string*, Tensor>> order;
   for (const auto& [name, t] : tensors) {
-    PC_CHECK(t.defined(), where, ": tensor '", name, "' is undefined");
+    PC_CHECK(t.defined(), where, ": tensor ", quoted_text(name), " is undefined");
     order.emplace_back(&name, t);
   }
   std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
@@ -330,7 +335,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   });
   std::vector<SafetensorsEntry> entries;
   for (const auto& [name, t] : order) {
-    entries.push_back({*name, t.dtype(), t.shape(), [t](AtomicFile& out) {
+    // An init-capture: C++17 (clang) cannot capture a structured binding.
+    entries.push_back({*name, t.dtype(), t.shape(), [t = t](AtomicFile& out) {
                          Tensor c = t.contiguous();
                          out.write(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
                        }});

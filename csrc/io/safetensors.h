@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,6 +32,11 @@ struct SafetensorsFile {
 // tensor. A tensor whose bytes are not aligned for its dtype (possible only in
 // files from other writers) is copied instead of borrowed.
 SafetensorsFile load_safetensors(const std::string& path);
+
+// Same, over bytes already in memory (path only names them in errors);
+// the tensors keep keepalive, which owns the bytes, alive.
+SafetensorsFile parse_safetensors(const std::string& path, const uint8_t* data, size_t size,
+                                  const std::shared_ptr<void>& keepalive);
 
 // Writes the tensors (any layout; written contiguous, little-endian) in the
 // order the reference implementation uses: by dtype alignment, largest first,

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "quant/ggml_types.h"
@@ -48,7 +49,8 @@ size_t quantized_row_bytes(int type_id, int64_t n_per_row) {
            type_id, ")");
   PC_CHECK(n_per_row >= 0 && n_per_row % t.block_size == 0, "[quantize] ", t.name, " needs rows whose length is a ",
            "multiple of its block size ", t.block_size, ", got a row of ", n_per_row, " elements");
-  return static_cast<size_t>(n_per_row / t.block_size * t.type_size);
+  return checked_mul(static_cast<uint64_t>(n_per_row / t.block_size), t.type_size, "[quantize] a ", t.name,
+                     " row of ", n_per_row, " elements");
 }
 
 void quantize_rows(int type_id, const float* src, void* dst, int64_t nrows, int64_t n_per_row, int nthreads) {

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "io/gguf_writer.h"
@@ -34,7 +35,7 @@ int64_t meta_int(const GGUFFile& f, const std::string& key, int64_t fallback) {
       case GGUFType::BOOL: return static_cast<int64_t>(u);
       case GGUFType::INT8: case GGUFType::INT16: case GGUFType::INT32: case GGUFType::INT64: return i;
       default:
-        PC_CHECK(false, "[quantize] ", f.path, ": metadata key ", key, " has type ", gguf_type_name(t),
+        PC_CHECK(false, "[quantize] ", f.path, ": metadata key ", quoted_text(key), " has type ", gguf_type_name(t),
                  ", expected an integer");
         return 0;
     }
@@ -139,8 +140,8 @@ void convert_rows(const uint8_t* src, int src_type, uint8_t* dst, int dst_type, 
 
 QuantModelInfo quant_model_info(const GGUFFile& f) {
   const std::string gtype = meta_str(f, "general.type");
-  PC_CHECK(gtype.empty() || gtype == "model", "[quantize] ", f.path, " has general.type '", gtype,
-           "': only model GGUF files can be quantized",
+  PC_CHECK(gtype.empty() || gtype == "model", "[quantize] ", f.path, " has general.type ", quoted_text(gtype),
+           ": only model GGUF files can be quantized",
            gtype == "adapter" ? " (this is a LoRA adapter; quantize the base model instead)" : "");
   QuantModelInfo m;
   m.arch = meta_str(f, "general.architecture");
@@ -148,7 +149,8 @@ QuantModelInfo quant_model_info(const GGUFFile& f) {
            " is not a model GGUF: general.architecture is missing or not a string");
   const std::string a = m.arch + ".";
   m.n_layer = static_cast<int>(meta_int(f, a + "block_count", -1));
-  PC_CHECK(m.n_layer > 0, "[quantize] ", f.path, " is not a model GGUF: ", a, "block_count is missing or not positive");
+  PC_CHECK(m.n_layer > 0, "[quantize] ", f.path, " is not a model GGUF: ", quoted_text(a + "block_count"),
+           " is missing or not positive");
   m.n_head = static_cast<int>(meta_int(f, a + "attention.head_count", 0));
   m.n_head_kv = static_cast<int>(meta_int(f, a + "attention.head_count_kv", m.n_head));
   m.n_expert = static_cast<int>(meta_int(f, a + "expert_count", 0));
@@ -174,10 +176,10 @@ std::vector<TensorPlan> plan_gguf_quantization(const GGUFFile& f, int ftype) {
     const auto& t = f.tensors[order[k]];
     const int dst = types[k];
     if (dst != t.type) {
-      PC_CHECK_TYPE(ggml_type_traits(t.type).dequantizable(), "[quantize] ", f.path, ": tensor ", t.name, " has type ", t.type_name,
-                    ", which cannot be converted to ", ggml_type_traits(dst).name);
-      PC_CHECK_TYPE(can_quantize(dst), "[quantize] tensor ", t.name, ": cannot produce type ",
-                    ggml_type_traits(dst).name);
+      PC_CHECK_TYPE(ggml_type_traits(t.type).dequantizable(), "[quantize] ", f.path, ": tensor ", quoted_text(t.name),
+                    " has type ", t.type_name, ", which cannot be converted to ", ggml_type_traits(dst).name);
+      PC_CHECK_TYPE(can_quantize(dst), "[quantize] ", f.path, ": tensor ", quoted_text(t.name),
+                    ": cannot produce type ", ggml_type_traits(dst).name);
     }
     plan.push_back({order[k], t.name, t.type, dst, t.ne});
   }
@@ -212,10 +214,18 @@ void quantize_gguf(const std::string& in_path, const std::string& out_path, int 
     const int64_t nrows = n_per_row > 0 ? info.numel / n_per_row : 0;
     const int src_type = p.src_type, dst_type = p.dst_type;
     const uint64_t src_bytes = info.nbytes;
+    // What convert_rows writes: nrows rows of the target type. The reader
+    // bounded the source bytes; the writer checks its own size from ne.
+    const uint64_t dst_bytes =
+        src_type == dst_type ? src_bytes
+                             : checked_mul(static_cast<uint64_t>(nrows), quantized_row_bytes(dst_type, n_per_row),
+                                           "[quantize] ", in_path, ": tensor ", quoted_text(p.name), " (",
+                                           ggml_type_traits(dst_type).name, ") output size");
     w.add_tensor(p.name, dst_type, p.ne, [=](uint8_t* dst, size_t nbytes) {
+      PC_CHECK(nbytes == dst_bytes, "[quantize] ", in_path, ": tensor ", quoted_text(p.name), ": the writer expects ",
+               nbytes, " bytes, the conversion gives ", dst_bytes);
       if (src_type == dst_type) {
-        PC_CHECK(nbytes == src_bytes, "[quantize] tensor size mismatch copying ", p.name);
-        std::memcpy(dst, src, nbytes);
+        if (nbytes) std::memcpy(dst, src, nbytes);
         return;
       }
       convert_rows(src, src_type, dst, dst_type, nrows, n_per_row, nt);

@@ -184,7 +184,8 @@ int rule_type(QuantPlanState& st, const QuantModelInfo& m, int ftype, const Quan
     if (m.n_expert <= 1) return counter;
     const int il = block_index(t.name);
     PC_CHECK(t.name.compare(0, 4, "blk.") == 0 && il >= 0 && il < m.n_layer,
-             "[quantize] cannot determine the layer of tensor ", t.name, " (block_count ", m.n_layer, ")");
+             "[quantize] cannot determine the layer of tensor ", quoted_text(t.name), " (block_count ", m.n_layer,
+             ")");
     return il;
   };
 

@@ -80,6 +80,10 @@ class CheckpointTensor:
 
 
 def read_safetensors(path):
+    # The native reader checks the header and every tensor's byte range first
+    # (one-line errors naming the file and the tensor), so the views below
+    # cannot disagree with the file.
+    _core.load_safetensors(os.fspath(path))
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
