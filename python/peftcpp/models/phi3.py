@@ -25,6 +25,11 @@ class Phi3Config(LlamaConfig):
                     original_max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=32000,
                     pad_token_id=32000, sliding_window=None)
     sliding_layers = "all"
+    qkv_bias = o_proj_bias = False  # fused projections without biases
+    rope_types = LlamaConfig.rope_types + ("longrope",)
+
+    def mlp_projection_bias(self):
+        return False
 
     def standardize_rope(self):
         super().standardize_rope()
