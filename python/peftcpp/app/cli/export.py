@@ -4,7 +4,7 @@ Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
 import os
 import sys
 
-from .common import CLIError, adapter_base, check_adapter_dir, read_record
+from .common import CLIError, adapter_base, adapter_config, check_adapter_dir, read_record
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
@@ -124,7 +124,8 @@ def run_export_adapter(args):
     d = check_adapter_dir(args.adapter_path)
     if is_full_model_dir(d):
         raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; use `peftcpp convert`")
-    base = args.model if args.model is not None else adapter_base(d)
+    config = adapter_config(d)  # checked before gguf.export_adapter reads it
+    base = args.model if args.model is not None else adapter_base(d, config)
     stem = model_stem(d, base)
     if base is None:
         from ..default_model import default_model_path

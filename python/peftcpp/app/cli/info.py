@@ -2,7 +2,7 @@
 import os
 import shutil
 
-from .common import ADAPTER_CONFIG, TRAIN_RECORD, CLIError, check_adapter_dir, read_record
+from .common import ADAPTER_CONFIG, TRAIN_RECORD, CLIError, adapter_config, check_adapter_dir, read_record
 
 
 def add_parsers(sub):
@@ -17,12 +17,10 @@ def add_parsers(sub):
 
 
 def run_info(args):
-    from ...fileio import read_json_object
     d = check_adapter_dir(args.adapter_dir, flag="ADAPTER_DIR")
     rec = read_record(d)
     rows = []
-    cfg = read_json_object(os.path.join(d, ADAPTER_CONFIG)) if os.path.isfile(os.path.join(d, ADAPTER_CONFIG)) \
-        else {}
+    cfg = adapter_config(d).to_dict() if os.path.isfile(os.path.join(d, ADAPTER_CONFIG)) else {}
     base = cfg.get("base_model_name_or_path") or rec.get("base_model")
     if rec and rec.get("model") is None:
         from ..default_model import DEFAULT_MODEL_NAME
