@@ -70,6 +70,10 @@ BAD = {
     "peft_type missing": (dict(peft_type=None), ["peft_type null is not supported"]),
     "task_type unknown": (dict(task_type="NOPE"), ["task_type", "Invalid task type"]),
     "use_dora": (dict(use_dora=True), ["use_dora true (a boolean) is not supported by peftcpp"]),
+    # found by tools/fuzz_python.py adapter: PEFT's own messages named neither file nor field
+    "layers_pattern alone": (dict(layers_pattern="layers"), ["layers_pattern is set, so `layers_to_transform`"]),
+    "layers_to_transform with a regex": (dict(target_modules=".*q_proj", layers_to_transform=[0]),
+                                         ["layers_to_transform cannot be used when `target_modules` is a str"]),
 }
 
 

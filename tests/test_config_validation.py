@@ -79,6 +79,11 @@ BAD_FIELDS = {
     "token id as a string": (dict(eos_token_id="2"), TypeError, ["eos_token_id"]),
     "millions of layers": (dict(num_hidden_layers=10 ** 7), ValueError, ["num_hidden_layers", "1048576"]),
     "model_type a list": (dict(model_type=["llama"]), TypeError, ["model_type", "a list"]),
+    # found by tools/fuzz_python.py config: head_dim 32 / 32 = 1 reached the rope op
+    "odd rotary dimension": (dict(num_attention_heads=32, num_key_value_heads=32), ValueError,
+                             ["head_dim gives 1 rotary dimensions (head_dim 1)", "even"]),
+    "partial rotary factor leaving one dimension": (dict(partial_rotary_factor=0.125), ValueError,
+                                                    ["head_dim gives 1 rotary dimensions"]),
 }
 
 
@@ -102,6 +107,9 @@ OTHER_ARCHS = {  # model_type, changes, words
     "t5 string size": ("t5", dict(d_kv="8"), ["d_kv", '"8" (a string)']),
     "t5 activation": ("t5", dict(feed_forward_proj="gated-banana"), ["feed_forward_proj", "'banana'"]),
     "t5 dropout": ("t5", dict(dropout_rate=1.5), ["dropout_rate", "[0, 1)"]),
+    "t5 not encoder-decoder": ("t5", dict(is_encoder_decoder=False), ["is_encoder_decoder false is not supported"]),
+    # found by tools/fuzz_python.py config: a common name set T5's own field (num_heads) to null
+    "t5 alias null": ("t5", dict(num_key_value_heads=None), ["num_heads must be an integer", "null"]),
     "qwen2 layer_types": ("qwen2", dict(TINY, layer_types=["full_attention"]), ["layer_types", "1 entries"]),
     "smollm3 layer_types": ("smollm3", dict(TINY, layer_types=["full_attention"]), ["layer_types", "1 entries"]),
     "smollm3 no_rope_layers": ("smollm3", dict(TINY, no_rope_layers=[1, 2, 1]), ["no_rope_layers[1]"]),
@@ -228,3 +236,18 @@ ARCHS = [
 def test_parameter_count_from_the_config_is_exact(config_class, model_class, kwargs):
     cfg = config_class(**kwargs)
     assert cfg.parameter_count() == model_class(cfg).num_parameters()
+
+
+def test_null_partial_rotary_factor_means_the_whole_head():
+    """Found by tools/fuzz_python.py config: partial_rotary_factor null multiplied None."""
+    from peftcpp.models import Qwen3Config
+    cfg = Qwen3Config(**dict(TINY, head_dim=16, partial_rotary_factor=None))
+    model = Qwen3ForCausalLM(cfg)
+    assert model([[1, 2]]).logits.shape == (1, 2, TINY["vocab_size"])
+
+
+def test_null_flags_take_the_architecture_default():
+    """Found by tools/fuzz_python.py config: T5 with is_encoder_decoder null ran as a decoder-only model."""
+    assert T5Config(is_encoder_decoder=None).is_encoder_decoder is True
+    assert GPT2Config(tie_word_embeddings=None).tie_word_embeddings is True
+    assert LlamaConfig(tie_word_embeddings=None).tie_word_embeddings is False

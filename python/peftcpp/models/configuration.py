@@ -6,7 +6,7 @@ import os
 
 from ..hub import resolve_file
 from ..fileio import read_json_object, write_text_atomic
-from .config_checks import CONFIG_NAME, ConfigFieldError, check_fields, check_heads, check_rope
+from .config_checks import CONFIG_NAME, FIELD_RULES, Bool, ConfigFieldError, check_fields, check_heads, check_rope
 
 
 def config_from_file(config_class, d, path):
@@ -38,6 +38,9 @@ class PretrainedConfig:
         values = dict(copy.deepcopy(self.defaults))
         values.update(kwargs)
         check_fields(values)  # types and ranges first: nothing below may see "64" or -5
+        for k, v in kwargs.items():  # a flag written as null: the architecture's default
+            if v is None and isinstance(FIELD_RULES.get(k), Bool) and self.defaults.get(k) is not None:
+                values[k] = self.defaults[k]
         self.check_sizes(values)
         for k, v in values.items():
             setattr(self, k, v)
@@ -62,10 +65,21 @@ class PretrainedConfig:
         rp = getattr(self, "rope_parameters", None)
         if rp is not None:
             check_rope(rp, field, self.rope_types, self.rotary_dim(rp))
+            self.check_rotary_dim(rp)
+
+    def check_rotary_dim(self, rp):
+        """RoPE turns pairs of dimensions: the rotated part of a head must be even, and not empty."""
+        dim = self.rotary_dim(rp)
+        if dim is not None and (dim < 2 or dim % 2):
+            factor = rp.get("partial_rotary_factor", getattr(self, "partial_rotary_factor", None) or 1.0)
+            parts = f"head_dim {self.head_dim}" + (f" x partial_rotary_factor {factor}" if factor != 1.0 else "")
+            raise ConfigFieldError("head_dim", f"gives {dim} rotary dimensions ({parts}); RoPE needs an even "
+                                   "number, at least 2")
 
     def rotary_dim(self, rp):
         head_dim = getattr(self, "head_dim", None)
-        return int(head_dim * rp.get("partial_rotary_factor", 1.0)) if head_dim else None
+        factor = rp.get("partial_rotary_factor", getattr(self, "partial_rotary_factor", None) or 1.0)
+        return int(head_dim * factor) if head_dim else None  # as rope.py computes it
 
     def parameter_count(self):
         """The number of parameters the model of this config has (tied weights

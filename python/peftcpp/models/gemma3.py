@@ -57,6 +57,7 @@ class Gemma3TextConfig(LlamaConfig):
     def check_rope_parameters(self, field):
         for layer_type, rp in self.rope_parameters.items():
             check_rope(rp, f"{field}.{layer_type}", self.rope_types)
+            self.check_rotary_dim(rp)
 
     def mlp_activation(self):
         return getattr(self, "hidden_activation", None) or "gelu_pytorch_tanh"

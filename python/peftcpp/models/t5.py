@@ -28,6 +28,10 @@ from .modeling_utils import PreTrainedModel
 from .outputs import CausalLMOutputWithPast, ModelOutput
 
 
+_ALIASES = {"hidden_size": "d_model", "num_attention_heads": "num_heads", "num_key_value_heads": "num_heads",
+            "num_hidden_layers": "num_layers", "head_dim": "d_kv"}
+
+
 class T5Config(PretrainedConfig):
     model_type = "t5"
     defaults = dict(
@@ -43,7 +47,12 @@ class T5Config(PretrainedConfig):
     head_dim = attribute_alias("d_kv")
 
     def __init__(self, **kwargs):
+        for common, own in _ALIASES.items():  # transformers' common names, checked as T5's own
+            if common in kwargs:
+                kwargs.setdefault(own, kwargs.pop(common))
         super().__init__(**kwargs)
+        if not self.is_encoder_decoder:
+            raise ConfigFieldError("is_encoder_decoder", "false is not supported: T5 is an encoder-decoder")
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
         act = str(self.feed_forward_proj).split("-")

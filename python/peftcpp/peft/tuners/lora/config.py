@@ -7,8 +7,8 @@ import re
 from dataclasses import field
 from typing import Literal, Optional, Union
 
-from ...config import (MAX_RANK, PeftConfig, UnsupportedAdapterOption, dropout, finite_number, is_finite, is_rank,
-                       layer_indices, names_or_regex, pattern_map, positive_int)
+from ...config import (MAX_RANK, AdapterConfigError, PeftConfig, UnsupportedAdapterOption, dropout, finite_number,
+                       is_finite, is_rank, layer_indices, names_or_regex, pattern_map, positive_int)
 from ...utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
 from ...utils.peft_types import PeftType
 from ....models.config_checks import show
@@ -98,11 +98,13 @@ class LoraConfig(PeftConfig):
         if isinstance(self.exclude_modules, (list, tuple, set)):
             self.exclude_modules = set(self.exclude_modules)
         if isinstance(self.target_modules, str) and self.layers_to_transform is not None:
-            raise ValueError("`layers_to_transform` cannot be used when `target_modules` is a str.")
+            raise AdapterConfigError("layers_to_transform", "cannot be used when `target_modules` is a str",
+                                     "LoraConfig")
         if isinstance(self.target_modules, str) and self.layers_pattern is not None:
-            raise ValueError("`layers_pattern` cannot be used when `target_modules` is a str.")
+            raise AdapterConfigError("layers_pattern", "cannot be used when `target_modules` is a str", "LoraConfig")
         if self.layers_pattern and self.layers_to_transform is None:
-            raise ValueError("When `layers_pattern` is specified, `layers_to_transform` must also be specified. ")
+            raise AdapterConfigError("layers_pattern", "is set, so `layers_to_transform` must be set too",
+                                     "LoraConfig")
         iw = self.init_lora_weights
         if not (iw is True or iw is False or iw in ("gaussian", "pissa") or
                 (isinstance(iw, str) and re.fullmatch(r"pissa_niter_\d+", iw))):
