@@ -70,6 +70,11 @@ BAD = {
     "peft_type missing": (dict(peft_type=None), ["peft_type null is not supported"]),
     "task_type unknown": (dict(task_type="NOPE"), ["task_type", "Invalid task type"]),
     "use_dora": (dict(use_dora=True), ["use_dora true (a boolean) is not supported by peftcpp"]),
+    # regexes that would hang matching module names, or break where peftcpp puts them
+    "target_modules exponential regex": (dict(target_modules="(.*.*)*X"), ["target_modules", "exponential time"]),
+    "rank_pattern exponential key": (dict(rank_pattern={"(q|q_)*x": 2}), ["rank_pattern key", "exponential"]),
+    "layers_pattern group name": (dict(layers_to_transform=[0], layers_pattern="(?P<idx>layers)"),
+                                  ["layers_pattern entry", "not a valid regular expression where peftcpp uses it"]),
     # found by tools/fuzz_python.py adapter: PEFT's own messages named neither file nor field
     "layers_pattern alone": (dict(layers_pattern="layers"), ["layers_pattern is set, so `layers_to_transform`"]),
     "layers_to_transform with a regex": (dict(target_modules=".*q_proj", layers_to_transform=[0]),

@@ -107,7 +107,9 @@ HOSTILE_INTS = [0, 1, 2, 3, -1, -5, 7, 8, 64, 255, 2 ** 31 - 1, 2 ** 31, 2 ** 63
 HOSTILE_FLOATS = [0.0, -1.0, 1e-6, 0.5, 1.0, 1.5, 1e308, float("nan"), float("inf"), -float("inf")]
 HOSTILE_STRS = ["", "x", "64", "(", "[", "*", ".*", "q_proj", "all-linear", "LORA", "CAUSAL_LM", "llama", "silu",
                 "default", "linear", "llama3", "yarn", "longrope", "none", "all", "lora_only", "gaussian", "pissa",
-                "full_attention", "sliding_attention", "gated-gelu", "\x00", "é" * 3, "a" * 1000]
+                "full_attention", "sliding_attention", "gated-gelu", "\x00", "é" * 3, "a" * 1000,
+                "k_proj", "o_proj", "gate_proj", "down_proj", "embed_tokens", "lm_head", "layers", "h",
+                "model.layers.0.self_attn.q_proj", "q_proj|v_proj", ".*\\.(q|v)_proj", "pissa_niter_4"]
 
 
 def value(fdp, depth=0):
@@ -244,6 +246,9 @@ def _checkpoint():
 
 _ADAPTER = []
 ADAPTER_KEYS = sorted(f.name for f in __import__("dataclasses").fields(LoraConfig))
+LORA_KEYS = ["r", "lora_alpha", "target_modules", "exclude_modules", "rank_pattern", "alpha_pattern",
+             "layers_to_transform", "layers_pattern", "modules_to_save", "bias", "use_rslora", "init_lora_weights",
+             "lora_dropout", "fan_in_fan_out", "task_type", "peft_type"]  # the fields loading acts on, picked more
 
 
 def _adapter():
@@ -270,7 +275,7 @@ def fuzz_adapter(data):
     if fdp.ConsumeIntInRange(0, 3) == 0:
         write_bytes(path, fdp.ConsumeBytes(fdp.remaining_bytes()))
     else:
-        write_json(path, mutate(fdp, config, ADAPTER_KEYS))
+        write_json(path, mutate(fdp, config, ADAPTER_KEYS + LORA_KEYS * 4))
     if expect(lambda: PeftConfig.from_pretrained(folder), folder) is None:
         return
     reached("adapter config accepted")

@@ -91,26 +91,68 @@ def dropout(v):
     return None if 0 <= v < 1 else f"must be in [0, 1), got {show(v)}"
 
 
-def _regex_problem(pattern):
+def _exponential(parsed, in_repeat=False):
+    """Whether a parsed regex repeats, without bound, something that itself repeats without bound or
+    branches ("(a+)+", "(a|aa)*"): Python's matcher may then take exponential time on a short name."""
     try:
-        re.compile(pattern)
+        from re import _constants as c  # noqa: PLC0415 - the parser's node names
+    except ImportError:  # pragma: no cover - another Python's layout: no check
+        return False
+    for op, av in parsed:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            unbounded = av[1] == c.MAXREPEAT
+            if (unbounded and in_repeat) or _exponential(av[2], in_repeat or unbounded):
+                return True
+        elif op is c.BRANCH:
+            if in_repeat or any(_exponential(b, in_repeat) for b in av[1]):
+                return True
+        elif op is c.SUBPATTERN and _exponential(av[-1], in_repeat):
+            return True
+        elif op in (c.ASSERT, c.ASSERT_NOT) and _exponential(av[1], in_repeat):
+            return True
+    return False
+
+
+def _regex_problem(pattern, used_as=None):
+    text = pattern if used_as is None else used_as(pattern)
+    where = "" if used_as is None else " where peftcpp uses it"
+    try:
+        compiled = re.compile(text)
+        from re import _parser  # noqa: PLC0415
+        exponential = _exponential(_parser.parse(text, compiled.flags))
     except (re.error, RecursionError, OverflowError) as e:
-        return f"{show(pattern)} is not a valid regular expression ({e})"
+        return f"{show(pattern)} is not a valid regular expression{where} ({e})"
+    except ImportError:  # pragma: no cover
+        exponential = False
+    if exponential:
+        return (f"{show(pattern)} repeats a repetition or an alternative: matching it may take exponential "
+                "time; write it without nesting")
     return None
 
 
 def names_or_regex(v):
-    """target_modules / exclude_modules / layers_pattern / modules_to_save: a
-    regex string, or a list of names (each also used inside a regex)."""
+    """target_modules / exclude_modules: a regex (matched against the whole
+    module name), or a list of module names."""
     if isinstance(v, str):
         return _regex_problem(v)
     for item in v:
         if not isinstance(item, str):
             return f"must hold strings only, got {show(item)}"
-        problem = _regex_problem(item)
-        if problem:
-            return f"entry {problem}"
     return None
+
+
+def regex_parts(used_as):
+    """layers_pattern / modules_to_save: names (one or a list) that are put
+    into a regex (`used_as`); each must make a valid one."""
+    def check(v):
+        for item in [v] if isinstance(v, str) else v:
+            if not isinstance(item, str):
+                return f"must hold strings only, got {show(item)}"
+            problem = _regex_problem(item, used_as)
+            if problem:
+                return f"entry {problem}"
+        return None
+    return check
 
 
 def layer_indices(v):
@@ -125,7 +167,7 @@ def pattern_map(value_ok, what):
     """rank_pattern / alpha_pattern: {module name or regex: value}."""
     def check(d):
         for k, v in d.items():
-            problem = _regex_problem(k)
+            problem = _regex_problem(k, lambda key: rf"(.*\.)?({key})$")  # as get_pattern_key matches it
             if problem:
                 return f"key {problem}"
             if not value_ok(v):

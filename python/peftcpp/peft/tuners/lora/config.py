@@ -8,7 +8,7 @@ from dataclasses import field
 from typing import Literal, Optional, Union
 
 from ...config import (MAX_RANK, AdapterConfigError, PeftConfig, UnsupportedAdapterOption, dropout, finite_number,
-                       is_finite, is_rank, layer_indices, names_or_regex, pattern_map, positive_int)
+                       is_finite, is_rank, layer_indices, names_or_regex, pattern_map, positive_int, regex_parts)
 from ...utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
 from ...utils.peft_types import PeftType
 from ....models.config_checks import show
@@ -53,7 +53,7 @@ class LoraConfig(PeftConfig):
         "help": "Rank-stabilised LoRA: scale by lora_alpha / sqrt(r) instead of lora_alpha / r."})
     modules_to_save: Optional[list] = field(default=None, metadata={
         "help": "Modules trained in full next to the adapter and saved with it (e.g. a new head).",
-        "check": names_or_regex})
+        "check": regex_parts(lambda m: rf"(^|.*\.){m}($|\..*)")})
     init_lora_weights: Union[bool, str] = field(default=True, metadata={
         "help": "True: A Kaiming-uniform, B zero; 'gaussian': A normal(1/r); False: random (for tests); "
                 "'pissa' / 'pissa_niter_[n]': A, B from the weight's top singular vectors."})
@@ -61,7 +61,7 @@ class LoraConfig(PeftConfig):
         "help": "Only these block indices are wrapped (needs a list target_modules).", "check": layer_indices})
     layers_pattern: Optional[Union[list, str]] = field(default=None, metadata={
         "help": "Name of the block list the layers_to_transform indices refer to ('layers', 'h').",
-        "check": names_or_regex})
+        "check": regex_parts(lambda p: rf"(?:^|.*?\.){p}\.(?P<idx>\d+)\.")})
     rank_pattern: Optional[dict] = field(default_factory=dict, metadata={
         "help": "Per-module rank: {name or regex: r}, overriding r.",
         "check": pattern_map(is_rank, f"an integer from 1 to {MAX_RANK}")})
