@@ -117,6 +117,15 @@ OTHER_ARCHS = {  # model_type, changes, words
     "gemma3 nested field": ("gemma3", dict(text_config=dict(TINY, hidden_size="32")), ["text_config.hidden_size"]),
     "gemma3 rope per layer type": ("gemma3_text", dict(TINY, head_dim=8, rope_parameters={"full_attention": "x"}),
                                    ["rope_parameters.full_attention", "an object"]),
+    # found by tools/fuzz_python.py config: divisions by log(1) in the RoPE tables
+    "phi3 longrope original 1": ("phi3", dict(TINY, original_max_position_embeddings=1, rope_scaling={
+        "type": "longrope", "short_factor": [1.0] * 4, "long_factor": [2.0] * 4}), ["original_max_position_embeddings",
+                                                                                    "at least 2"]),
+    "yarn theta 1": ("llama", dict(TINY, rope_parameters={"rope_type": "yarn", "factor": 2.0, "rope_theta": 1}),
+                     ["rope_parameters.rope_theta must be > 1 for yarn"]),
+    "gemma3 pad token outside the vocabulary": ("gemma3_text", dict(TINY, head_dim=8, pad_token_id=205),
+                                                ["pad_token_id (205) must be a token of the vocabulary"]),
+    "no_rope_layers short": ("qwen3", dict(TINY, no_rope_layers=[]), ["no_rope_layers has 0 entries"]),
     "phi3 longrope factors": ("phi3", dict(TINY, rope_scaling={"type": "longrope", "short_factor": [1.0],
                                                                "long_factor": [1.0]}),
                               ["rope_scaling.short_factor", "must have 4 entries"]),
@@ -251,3 +260,16 @@ def test_null_flags_take_the_architecture_default():
     assert T5Config(is_encoder_decoder=None).is_encoder_decoder is True
     assert GPT2Config(tie_word_embeddings=None).tie_word_embeddings is True
     assert LlamaConfig(tie_word_embeddings=None).tie_word_embeddings is False
+    assert T5Config(dropout_rate=None).dropout_rate == 0.1  # found too: nn.Dropout(None) failed
+    assert MistralConfig(sliding_window=None).sliding_window is None  # null that means "none" stays null
+
+
+def test_from_pretrained_refuses_a_model_larger_than_memory_at_its_load_dtype(tiny_model, monkeypatch):
+    from peftcpp.models import config_checks
+    cfg = LlamaConfig(**TINY)
+    need_f32 = cfg.parameter_count() * 4 + TINY["num_hidden_layers"] * config_checks.LAYER_OVERHEAD_BYTES
+    monkeypatch.setattr(config_checks, "physical_memory", lambda: need_f32 - 1)
+    with pytest.raises(ValueError, match=rf"^{tiny_model}/config.json: the model it describes has .* as float32, "
+                                         "more than this machine's"):
+        AutoModelForCausalLM.from_pretrained(tiny_model)  # a float32 checkpoint
+    assert AutoModelForCausalLM.from_pretrained(tiny_model, dtype="bfloat16") is not None  # half of it fits

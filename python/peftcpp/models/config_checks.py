@@ -64,8 +64,10 @@ def is_number(v):
 
 
 class Rule:
-    """One field's allowed values. `optional`: null (None) is allowed."""
+    """One field's allowed values. `optional`: null (None) is allowed;
+    `null_is_default`: null stands for the architecture's default value."""
     optional = False
+    null_is_default = False
 
     def check(self, name, value):
         if value is None:
@@ -120,7 +122,7 @@ class Number(Rule):
 
 
 class Bool(Rule):
-    optional = True  # null: the architecture's default
+    optional = null_is_default = True
 
     def expected(self):
         return "true or false"
@@ -185,6 +187,7 @@ SIZE = Int(1)
 OPTIONAL_SIZE = Int(1, optional=True)
 EPS = Number(0)
 DROPOUT = Number(0, 1, low_open=False, high_open=True, optional=True)
+DROPOUT.null_is_default = True
 
 # Known fields of the supported architectures, by the names config.json uses.
 FIELD_RULES = {
@@ -271,6 +274,9 @@ def check_rope(rp, field, supported, rotary_dim=None):
             raise ConfigFieldError(field, f"has rope_type {rope_type!r}, which needs '{key}'")
     if rope_type == "llama3" and rp["low_freq_factor"] == rp["high_freq_factor"]:
         raise ConfigFieldError(f"{field}.high_freq_factor", "must differ from low_freq_factor")
+    if rope_type == "yarn" and rp.get("rope_theta") is not None and rp["rope_theta"] <= 1:
+        raise ConfigFieldError(f"{field}.rope_theta", f"must be > 1 for yarn scaling (it divides by its log), got "
+                               f"{show(rp['rope_theta'])}")
     if rope_type == "longrope" and rotary_dim is not None:
         for key in ("short_factor", "long_factor"):
             if len(rp[key]) != rotary_dim // 2:

@@ -6,7 +6,7 @@ import os
 
 from ..hub import resolve_file
 from ..fileio import read_json_object, write_text_atomic
-from .config_checks import CONFIG_NAME, FIELD_RULES, Bool, ConfigFieldError, check_fields, check_heads, check_rope
+from .config_checks import CONFIG_NAME, FIELD_RULES, ConfigFieldError, check_fields, check_heads, check_rope
 
 
 def config_from_file(config_class, d, path):
@@ -38,8 +38,9 @@ class PretrainedConfig:
         values = dict(copy.deepcopy(self.defaults))
         values.update(kwargs)
         check_fields(values)  # types and ranges first: nothing below may see "64" or -5
-        for k, v in kwargs.items():  # a flag written as null: the architecture's default
-            if v is None and isinstance(FIELD_RULES.get(k), Bool) and self.defaults.get(k) is not None:
+        for k, v in kwargs.items():  # a flag or dropout written as null: the architecture's default
+            rule = FIELD_RULES.get(k)
+            if v is None and getattr(rule, "null_is_default", False) and self.defaults.get(k) is not None:
                 values[k] = self.defaults[k]
         self.check_sizes(values)
         for k, v in values.items():

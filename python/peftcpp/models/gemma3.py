@@ -17,7 +17,7 @@ import numpy as np
 from .. import nn
 from ..nn import functional as F
 from .._tensor import bfloat16, float16
-from .config_checks import ConfigFieldError, ConfigFieldTypeError, check_layer_list, check_rope, show
+from .config_checks import ConfigFieldError, ConfigFieldTypeError, check_layer_list, check_rope, is_int, show
 from .llama import SLIDING_ATTENTION, LlamaAttention, LlamaConfig, LlamaForCausalLM, LlamaMLP, LlamaModel, rms_norm
 from .rope import RotaryEmbedding
 
@@ -53,6 +53,13 @@ class Gemma3TextConfig(LlamaConfig):
         if bad:
             raise ConfigFieldError("layer_types", f"has unknown entries {bad} (supported: {', '.join(LAYER_TYPES)})")
         check_layer_list("layer_types", self.layer_types, self.num_hidden_layers)
+
+    def check_settings(self, rope_field):
+        super().check_settings(rope_field)
+        pad, vocab = self.pad_token_id, self.vocab_size
+        if is_int(pad) and not -vocab <= pad < vocab:  # the embedding zeroes that row
+            raise ConfigFieldError("pad_token_id", f"({pad}) must be a token of the vocabulary (vocab_size {vocab}): "
+                                   "Gemma's embedding keeps its row at zero")
 
     def check_rope_parameters(self, field):
         for layer_type, rp in self.rope_parameters.items():

@@ -7,7 +7,7 @@ from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
 from .activations import ACT_GATED, gated_act
-from .config_checks import ConfigFieldError
+from .config_checks import ConfigFieldError, check_layer_list
 from .configuration import PretrainedConfig
 from .generation import GenerationMixin
 from .loss_utils import causal_lm_loss
@@ -61,6 +61,7 @@ class LlamaConfig(PretrainedConfig):
 
     def check_settings(self, rope_field):
         super().check_settings(rope_field)
+        check_layer_list("no_rope_layers", getattr(self, "no_rope_layers", None), self.num_hidden_layers)
         act = self.mlp_activation()
         if act not in ACT_GATED:
             field = "hidden_activation" if getattr(self, "hidden_activation", None) else "hidden_act"

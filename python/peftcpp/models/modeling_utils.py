@@ -120,6 +120,9 @@ class PreTrainedModel(Module):
         want = _as_dtype(dtype if dtype is not None else torch_dtype)
         tensors, origin = load_checkpoint(name_or_path, **hub)  # mmapped: no tensor data is read yet
         cls.check_checkpoint_blocks(config, tensors, origin)
+        if hasattr(config, "parameter_count"):  # at the dtype the weights will have once loaded
+            load_dtype = want or next((t.dtype for t in tensors.values() if t.dtype in _BYTES), float32)
+            check_fits_in_memory(config, _BYTES[load_dtype], load_dtype.name)
         with init_empty_weights():  # no random init, no float32 copy: the file's memory is used
             model = cls(config)
         model.load_tensors(tensors, origin, want)

@@ -12,6 +12,7 @@ from .. import _core
 from .. import nn
 from ..nn import functional as F
 from .activations import gated_act
+from .config_checks import ConfigFieldError
 from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
 from .model_inputs import as_ids
 from .rope import RotaryEmbedding
@@ -30,6 +31,17 @@ class Phi3Config(LlamaConfig):
 
     def mlp_projection_bias(self):
         return False
+
+    def check_rope_parameters(self, field):
+        super().check_rope_parameters(field)
+        rp = self.rope_parameters
+        if rp.get("rope_type") == "longrope" and rp.get("attention_factor") is None:
+            original = self.original_max_position_embeddings or rp.get("original_max_position_embeddings") or \
+                self.max_position_embeddings
+            factor = rp.get("factor") or self.max_position_embeddings / original
+            if factor > 1 and original < 2:  # the attention factor divides by log(original)
+                raise ConfigFieldError("original_max_position_embeddings", f"must be at least 2 for longrope "
+                                       f"scaling without attention_factor, got {original}")
 
     def standardize_rope(self):
         super().standardize_rope()
