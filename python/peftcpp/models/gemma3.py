@@ -17,6 +17,7 @@ import numpy as np
 from .. import nn
 from ..nn import functional as F
 from .._tensor import bfloat16, float16
+from .config_checks import ConfigFieldError, ConfigFieldTypeError, check_layer_list, check_rope, is_int, show
 from .llama import SLIDING_ATTENTION, LlamaAttention, LlamaConfig, LlamaForCausalLM, LlamaMLP, LlamaModel, rms_norm
 from .rope import RotaryEmbedding
 
@@ -38,21 +39,32 @@ class Gemma3TextConfig(LlamaConfig):
     qk_norm = True
     rms_norm_offset = 1.0
     sliding_layers = "layer_types"
+    norms_per_layer = 4
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         if getattr(self, "use_bidirectional_attention", False):
-            raise ValueError("gemma3_text: use_bidirectional_attention=True (embedding models) is not supported")
+            raise ConfigFieldError("use_bidirectional_attention", "true (embedding models) is not supported")
         if self.layer_types is None:
             pattern = int(getattr(self, "sliding_window_pattern", None) or 6)
             self.layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention"
                                 for i in range(self.num_hidden_layers)]
         bad = sorted(set(self.layer_types) - set(LAYER_TYPES))
         if bad:
-            raise ValueError(f"gemma3_text: unknown layer_types {bad} (supported: {', '.join(LAYER_TYPES)})")
-        if len(self.layer_types) < self.num_hidden_layers:
-            raise ValueError(f"gemma3_text: layer_types has {len(self.layer_types)} entries for "
-                             f"{self.num_hidden_layers} layers")
+            raise ConfigFieldError("layer_types", f"has unknown entries {bad} (supported: {', '.join(LAYER_TYPES)})")
+        check_layer_list("layer_types", self.layer_types, self.num_hidden_layers)
+
+    def check_settings(self, rope_field):
+        super().check_settings(rope_field)
+        pad, vocab = self.pad_token_id, self.vocab_size
+        if is_int(pad) and not -vocab <= pad < vocab:  # the embedding zeroes that row
+            raise ConfigFieldError("pad_token_id", f"({pad}) must be a token of the vocabulary (vocab_size {vocab}): "
+                                   "Gemma's embedding keeps its row at zero")
+
+    def check_rope_parameters(self, field):
+        for layer_type, rp in self.rope_parameters.items():
+            check_rope(rp, f"{field}.{layer_type}", self.rope_types)
+            self.check_rotary_dim(rp)
 
     def mlp_activation(self):
         return getattr(self, "hidden_activation", None) or "gelu_pytorch_tanh"
@@ -69,6 +81,9 @@ class Gemma3TextConfig(LlamaConfig):
         if rp is not None and not any(k in rp for k in LAYER_TYPES):
             rp = {"full_attention": rp}  # a flat dict: the global layers' parameters
         rp = rp or {}
+        for t in LAYER_TYPES:
+            if rp.get(t) is not None and not isinstance(rp[t], dict):
+                raise ConfigFieldTypeError(f"rope_parameters.{t}", f"must be an object, got {show(rp[t])}")
         full = dict(rp.get("full_attention") or {})
         scaling = getattr(self, "rope_scaling", None)
         if scaling:
@@ -93,14 +108,19 @@ class Gemma3Config(Gemma3TextConfig):
 
     @classmethod
     def from_dict(cls, d):
-        text = dict(d.get("text_config") or {})
-        if not text:
-            raise ValueError("gemma3 config has no text_config")
+        text = d.get("text_config")
+        if not isinstance(text, dict) or not text:
+            raise ConfigFieldTypeError("text_config", f"must be an object with the language model's settings, got "
+                                       f"{show(text)}")
+        text = dict(text)
         text.pop("model_type", None)
         for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id", "pad_token_id"):
             if k not in text and d.get(k) is not None:
                 text[k] = d[k]
-        return Gemma3TextConfig(**text)
+        try:
+            return Gemma3TextConfig(**text)
+        except ConfigFieldError as e:
+            raise e.nested("text_config") from None
 
 
 def _round_to(value, dtype):
@@ -180,8 +200,8 @@ class Gemma3ForConditionalGenerationText(Gemma3ForCausalLM):
     Gemma3ForCausalLM (keys model.language_model.* or the older
     language_model.model.*); vision tower and projector weights are skipped."""
     config_class = Gemma3Config
-    _skip_prefixes = ("model.vision_tower.", "model.multi_modal_projector.", "vision_tower.",
-                      "multi_modal_projector.")
+    skip_checkpoint_prefixes = ("model.vision_tower.", "model.multi_modal_projector.", "vision_tower.",
+                                "multi_modal_projector.")
 
     @staticmethod
     def _rename(k):
@@ -194,7 +214,7 @@ class Gemma3ForConditionalGenerationText(Gemma3ForCausalLM):
     def load_tensors(self, tensors, origin, dtype):
         text, where = {}, {}
         for k, v in tensors.items():
-            if k.startswith(self._skip_prefixes):
+            if k.startswith(self.skip_checkpoint_prefixes):
                 continue
             n = self._rename(k)
             text[n], where[n] = v, origin[k]

@@ -8,6 +8,7 @@ from .. import _core
 from .. import nn
 from ..nn import Conv1D, functional as F  # Conv1D lives in nn (transformers.pytorch_utils)
 from ..utils import checkpoint
+from .config_checks import ConfigFieldError
 from .configuration import PretrainedConfig, attribute_alias
 from .generation import GenerationMixin
 from .loss_utils import causal_lm_loss
@@ -17,6 +18,9 @@ from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 _ALIASES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
             "max_position_embeddings": "n_positions"}
+# activation_function -> F.gelu's approximation, or another activation
+_GELU_APPROX = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}
+_OTHER_ACTS = ("relu", "silu", "swish")
 
 
 class GPT2Config(PretrainedConfig):
@@ -36,9 +40,20 @@ class GPT2Config(PretrainedConfig):
                 kwargs.setdefault(own, kwargs.pop(common))
         super().__init__(**kwargs)
         if self.add_cross_attention:
-            raise ValueError("gpt2: add_cross_attention=True (encoder-decoder use) is not supported")
+            raise ConfigFieldError("add_cross_attention", "true (encoder-decoder use) is not supported")
         if self.n_embd % self.n_head:
-            raise ValueError(f"gpt2: n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
+            raise ConfigFieldError("n_head", f"({self.n_head}) must divide n_embd ({self.n_embd})")
+        act = self.activation_function
+        if act not in _GELU_APPROX and act not in _OTHER_ACTS:
+            raise ConfigFieldError("activation_function", f"{act!r} is not supported (supported: "
+                                   f"{', '.join(list(_GELU_APPROX) + list(_OTHER_ACTS))})")
+
+    def parameter_count(self):
+        e, v, n = self.n_embd, self.vocab_size, self.n_layer
+        inner = self.n_inner if self.n_inner is not None else 4 * e
+        block = 4 * e + (3 * e * e + 3 * e) + (e * e + e) + (e * inner + inner) + (inner * e + e)
+        head = 0 if getattr(self, "tie_word_embeddings", True) else v * e
+        return v * e + self.n_positions * e + n * block + 2 * e + head
 
     def standardize_rope(self):
         pass  # learned positions: no RoPE
@@ -84,17 +99,11 @@ class GPT2MLP(nn.Module):
         super().__init__()
         self.c_fc = Conv1D(inner, config.n_embd)
         self.c_proj = Conv1D(config.n_embd, inner)
-        act = config.activation_function
-        approx = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}
-        if act in approx:
-            self.act = lambda y, a=approx[act]: F.gelu(y, a)
-        elif act == "relu":
-            self.act = F.relu
-        elif act in ("silu", "swish"):
-            self.act = F.silu
+        act = config.activation_function  # checked by GPT2Config
+        if act in _GELU_APPROX:
+            self.act = lambda y, a=_GELU_APPROX[act]: F.gelu(y, a)
         else:
-            raise ValueError(f"gpt2: activation_function '{act}' is not supported "
-                             "(supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)")
+            self.act = F.relu if act == "relu" else F.silu
 
     def forward(self, x):
         return self.c_proj(self.act(self.c_fc(x)))  # x: [B, T, C] -> [B, T, inner] -> [B, T, C]
@@ -150,6 +159,7 @@ class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
     config_class = GPT2Config
     base_model_prefix = "transformer"
     _tied_weights_keys = ["lm_head.weight"]
+    block_lists = {"h": "n_layer"}
 
     def __init__(self, config):
         super().__init__(config)

@@ -6,7 +6,8 @@ LlamaConfig); the modules below read them."""
 from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
-from .activations import gated_act
+from .activations import ACT_GATED, gated_act
+from .config_checks import ConfigFieldError, check_layer_list
 from .configuration import PretrainedConfig
 from .generation import GenerationMixin
 from .loss_utils import causal_lm_loss
@@ -34,6 +35,7 @@ class LlamaConfig(PretrainedConfig):
     qk_norm = False  # RMSNorm over each head's queries and keys, before RoPE (Qwen3, Gemma 3)
     rms_norm_offset = 0.0  # 1.0: norms scale by (1 + weight), weights start at 0 (Gemma)
     sliding_layers = None  # which layers use config.sliding_window: None, "all" or "layer_types"
+    norms_per_layer = 2  # RMSNorms of hidden_size in each decoder layer (Gemma 3: 4)
 
     def projection_biases(self):
         """(bias of q/k/v_proj, bias of o_proj)."""
@@ -57,11 +59,30 @@ class LlamaConfig(PretrainedConfig):
         no_rope_layers = getattr(self, "no_rope_layers", None)
         return True if no_rope_layers is None else bool(no_rope_layers[layer_idx])
 
+    def check_settings(self, rope_field):
+        super().check_settings(rope_field)
+        check_layer_list("no_rope_layers", getattr(self, "no_rope_layers", None), self.num_hidden_layers)
+        act = self.mlp_activation()
+        if act not in ACT_GATED:
+            field = "hidden_activation" if getattr(self, "hidden_activation", None) else "hidden_act"
+            raise ConfigFieldError(field, f"{act!r} is not supported (supported: {', '.join(sorted(ACT_GATED))})")
+
     def mlp_activation(self):
         return getattr(self, "hidden_act", "silu")
 
     def mlp_projection_bias(self):
         return getattr(self, "mlp_bias", False)
+
+    def parameter_count(self):
+        h, inter, n = self.hidden_size, self.intermediate_size, self.num_hidden_layers
+        d, heads, kv = self.head_dim, self.num_attention_heads, self.num_key_value_heads
+        qkv_bias, o_bias = self.projection_biases()
+        attn = 2 * h * heads * d + 2 * h * kv * d + bool(qkv_bias) * (heads + 2 * kv) * d + bool(o_bias) * h
+        attn += 2 * d if self.qk_norm else 0
+        mlp = 3 * h * inter + bool(self.mlp_projection_bias()) * (2 * inter + h)
+        embed = self.vocab_size * h
+        head = 0 if getattr(self, "tie_word_embeddings", False) else embed
+        return embed + head + n * (attn + mlp + self.norms_per_layer * h) + h
 
 
 def rms_norm(config, dim):

@@ -1,6 +1,7 @@
 """PreTrainedModel: loading and saving Hugging Face checkpoints
 (config.json + model.safetensors or a sharded index, memory-mapped: the
 weights are used where they lie in the file, no second copy)."""
+import itertools
 import os
 import re
 
@@ -8,8 +9,10 @@ from .. import _core
 from .. import serialization
 from ..fileio import safetensors_index_shards
 from ..hub import resolve_file
-from ..nn import Module, Parameter, init_empty_weights
+from ..nn import Module, Parameter, empty_weights_enabled, init_empty_weights
 from .._tensor import bfloat16, float16, float32
+from .config_checks import CONFIG_NAME, ConfigFieldError, ModelTooLargeError, check_fields, check_fits_in_memory, \
+    physical_memory
 from .generation import GENERATION_CONFIG_SLOT, load_generation_config
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -17,6 +20,7 @@ SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 
 _DTYPES = {"float32": float32, "float16": float16, "bfloat16": bfloat16, "fp32": float32, "fp16": float16,
            "bf16": bfloat16}
+_BYTES = {float32: 4, float16: 2, bfloat16: 2}
 
 
 def _as_dtype(dtype):
@@ -79,9 +83,15 @@ class PreTrainedModel(Module):
     _tied_weights_keys = ["lm_head.weight"]
     # Checkpoint keys that are fine to ignore (buffers older exporters saved).
     _keys_to_ignore_on_load_unexpected = [r"rotary_emb.inv_freq", r"\.attn\.bias$", r"\.attn\.masked_bias$"]
+    # The checkpoint's lists of blocks (the name before ".<index>.") and the
+    # config field that counts each; compared before the model is built.
+    block_lists = {"layers": "num_hidden_layers"}
+    skip_checkpoint_prefixes = ()  # checkpoint tensors of parts this class does not build
 
     def __init__(self, config):
         super().__init__()
+        if not empty_weights_enabled() and hasattr(config, "parameter_count"):
+            check_fits_in_memory(config, 4)  # before the first layer allocates its float32 weights
         self.config = config
         self.name_or_path = ""
         self.gradient_checkpointing = False
@@ -97,17 +107,54 @@ class PreTrainedModel(Module):
         if config is None:
             config = cls.config_class.from_pretrained(name_or_path, **hub)
         for k, v in kwargs.items():
+            try:
+                check_fields({k: v})
+            except ConfigFieldError as e:
+                raise e.located("from_pretrained() argument") from None
             setattr(config, k, v)
         want = _as_dtype(dtype if dtype is not None else torch_dtype)
+        tensors, origin = load_checkpoint(name_or_path, **hub)  # mmapped: no tensor data is read yet
+        cls.check_checkpoint_blocks(config, tensors, origin)
+        if hasattr(config, "parameter_count"):  # at the dtype the weights will have once loaded
+            load_dtype = want or next((t.dtype for t in tensors.values() if t.dtype in _BYTES), float32)
+            check_fits_in_memory(config, _BYTES[load_dtype], load_dtype.name)
         with init_empty_weights():  # no random init, no float32 copy: the file's memory is used
             model = cls(config)
-        tensors, origin = load_checkpoint(name_or_path, **hub)
         model.load_tensors(tensors, origin, want)
         model.name_or_path = os.fspath(name_or_path)
         if hasattr(model, "generate"):  # generation_config.json now, while the hub arguments are at hand
             model.generation_config = load_generation_config(name_or_path, config, **hub)
         model.eval()
         return model
+
+    @classmethod
+    def check_checkpoint_blocks(cls, config, tensors, origin):
+        """The config's block counts against the checkpoint's block indices
+        (names only), so that a config asking for more or fewer blocks than
+        the file holds fails before any block is built."""
+        for suffix, field in cls.block_lists.items():
+            pattern = re.compile(rf"^((?:.*\.)?{re.escape(suffix)})\.(\d+)\.")
+            groups = {}  # block list name -> {index: first tensor name}
+            for name in tensors:
+                m = pattern.match(name)
+                if m and not name.startswith(cls.skip_checkpoint_prefixes):
+                    groups.setdefault(m.group(1), {}).setdefault(int(m.group(2)), name)
+            if not groups:
+                continue
+            prefix, seen = max(groups.items(), key=lambda kv: len(kv[1]))
+            n = getattr(config, field, None)
+            if not isinstance(n, int) or (len(seen) == n and max(seen) == n - 1):
+                continue
+            source = getattr(config, "_source", None) or CONFIG_NAME
+            if max(seen) >= n:
+                name = seen[max(seen)]
+                raise ValueError(f"{origin[name]}: unexpected tensor '{name}': {source} has {field}={n}")
+            first = min(seen)
+            missing = next(i for i in itertools.count() if i not in seen)
+            example = seen[first]
+            name = f"{prefix}.{missing}.{example[len(prefix) + len(str(first)) + 2:]}"
+            raise ValueError(f"{origin[example]}: missing tensor '{name}': {source} has {field}={n} but the "
+                             f"checkpoint holds {len(seen)} of these blocks ({prefix}.{first} to {prefix}.{max(seen)})")
 
     def load_tensors(self, tensors, origin, dtype):
         """Puts checkpoint tensors (name → Tensor; origin: name → file) in
@@ -128,6 +175,7 @@ class PreTrainedModel(Module):
             where = sorted(set(origin.values()))
             raise ValueError(f"{', '.join(where)}: missing tensor(s) {', '.join(missing[:8])}"
                              f"{' ...' if len(missing) > 8 else ''} for {type(self).__name__}")
+        plan = []
         for k, src in tensors.items():
             if k in skip:
                 continue
@@ -136,21 +184,39 @@ class PreTrainedModel(Module):
                     continue
                 raise ValueError(f"{origin[k]}: unexpected tensor '{k}' for {type(self).__name__} "
                                  f"(model_type {self.config.model_type})")
-            self._place_checked(k, src, own[k], origin[k], dtype)
+            self._check_tensor(k, src, own[k], origin[k])
+            plan.append(k)
+        self._check_conversion_memory([tensors[k] for k in plan], dtype, origin)
+        for k in plan:  # every tensor checked first: nothing is converted for a file that does not fit
+            src = tensors[k]
+            self._place(k, src if dtype is None else src._to_raw(dtype))
 
     def ignore_unexpected_key(self, key):
         """A checkpoint tensor the model has no place for that is fine to drop."""
         return any(re.search(p, key) for p in self._keys_to_ignore_on_load_unexpected)
 
-    def _place_checked(self, key, src, target, origin, dtype):
-        """Puts a checkpoint tensor in place of parameter `key` after checking
-        its shape against the config's and that it is a float tensor."""
+    @staticmethod
+    def _check_tensor(key, src, target, origin):
+        """A checkpoint tensor's shape against the config's, and that it is a float tensor."""
         if tuple(src.shape) != tuple(target.shape):
             raise ValueError(f"{origin}: tensor '{key}' has shape {tuple(src.shape)} but config.json implies "
                              f"{tuple(target.shape)}")
         if not src.dtype.is_floating_point:
             raise TypeError(f"{origin}: tensor '{key}' has dtype {src.dtype.name}; expected a float tensor")
-        self._place(key, src if dtype is None else src._to_raw(dtype))
+
+    @staticmethod
+    def _check_conversion_memory(tensors, dtype, origin):
+        """Converting the mmapped weights to `dtype` allocates them: refused
+        when that would exceed this machine's memory."""
+        if dtype is None:
+            return
+        need = sum(t.numel() for t in tensors if t.dtype != dtype) * _BYTES[dtype]
+        total = physical_memory()
+        if total is not None and need > total:
+            where = ", ".join(sorted(set(origin.values())))
+            raise ModelTooLargeError(f"{where}: converting the weights to {dtype.name} takes {need / 2 ** 30:,.1f} "
+                                     f"GiB, more than this machine's {total / 2 ** 30:,.1f} GiB of memory; load them "
+                                     "in their own dtype (dtype='auto')")
 
     def _place(self, key, value):
         mod_path, _, name = key.rpartition(".")

@@ -12,6 +12,7 @@ from .. import _core
 from .. import nn
 from ..nn import functional as F
 from .activations import gated_act
+from .config_checks import ConfigFieldError
 from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
 from .model_inputs import as_ids
 from .rope import RotaryEmbedding
@@ -25,6 +26,22 @@ class Phi3Config(LlamaConfig):
                     original_max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=32000,
                     pad_token_id=32000, sliding_window=None)
     sliding_layers = "all"
+    qkv_bias = o_proj_bias = False  # fused projections without biases
+    rope_types = LlamaConfig.rope_types + ("longrope",)
+
+    def mlp_projection_bias(self):
+        return False
+
+    def check_rope_parameters(self, field):
+        super().check_rope_parameters(field)
+        rp = self.rope_parameters
+        if rp.get("rope_type") == "longrope" and rp.get("attention_factor") is None:
+            original = self.original_max_position_embeddings or rp.get("original_max_position_embeddings") or \
+                self.max_position_embeddings
+            factor = rp.get("factor") or self.max_position_embeddings / original
+            if factor > 1 and original < 2:  # the attention factor divides by log(original)
+                raise ConfigFieldError("original_max_position_embeddings", f"must be at least 2 for longrope "
+                                       f"scaling without attention_factor, got {original}")
 
     def standardize_rope(self):
         super().standardize_rope()

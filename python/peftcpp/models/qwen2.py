@@ -1,6 +1,7 @@
 """Qwen2 / Qwen2.5: Llama with biased q/k/v projections (o_proj without
 bias) and an optional sliding window on layers >= max_window_layers
 (only when use_sliding_window). Names as transformers' Qwen2."""
+from .config_checks import ConfigFieldError
 from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM
 
 
@@ -13,8 +14,8 @@ def sliding_layer_types(config):
         config.layer_types = [SLIDING_ATTENTION if config.sliding_window is not None and i >= config.max_window_layers
                               else "full_attention" for i in range(config.num_hidden_layers)]
     if len(config.layer_types) != config.num_hidden_layers:
-        raise ValueError(f"layer_types has {len(config.layer_types)} entries but num_hidden_layers is "
-                         f"{config.num_hidden_layers}")
+        raise ConfigFieldError("layer_types", f"has {len(config.layer_types)} entries but num_hidden_layers is "
+                               f"{config.num_hidden_layers}")
 
 
 class Qwen2Config(LlamaConfig):

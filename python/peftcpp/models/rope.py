@@ -14,7 +14,8 @@ def inv_freq_for(config, rope_parameters=None, dim=None):
     rope_type = rp.get("rope_type", rp.get("type", "default"))
     base = float(rp.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
     if dim is None:
-        dim = int(config.head_dim * rp.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", 1.0)))
+        factor = rp.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None) or 1.0)
+        dim = int(config.head_dim * factor)
     inv = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.int64).astype(np.float64) / dim))
     scaling = 1.0
     if rope_type == "default":

@@ -3,6 +3,7 @@ config.no_rope_layers[i] is 1 for a layer with RoPE, 0 without (by default
 every no_rope_layer_interval-th layer is NoPE; LlamaConfig.layer_uses_rope
 reads it). With use_sliding_window, NoPE layers may slide
 (config.layer_types). Names as transformers'."""
+from .config_checks import check_layer_list
 from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM
 
 
@@ -20,11 +21,11 @@ class SmolLM3Config(LlamaConfig):
         n = self.num_hidden_layers
         if self.no_rope_layers is None:
             self.no_rope_layers = [int((i + 1) % self.no_rope_layer_interval != 0) for i in range(n)]
-        if len(self.no_rope_layers) != n:
-            raise ValueError(f"no_rope_layers has {len(self.no_rope_layers)} entries but num_hidden_layers is {n}")
+        check_layer_list("no_rope_layers", self.no_rope_layers, n)
         if self.layer_types is None:
             self.layer_types = [SLIDING_ATTENTION if self.use_sliding_window and self.sliding_window is not None
                                 and not self.no_rope_layers[i] else "full_attention" for i in range(n)]
+        check_layer_list("layer_types", self.layer_types, n)
 
 
 class SmolLM3ForCausalLM(LlamaForCausalLM):

@@ -17,14 +17,19 @@ from .. import _core
 from .. import nn
 from ..nn import functional as F
 from ..utils import checkpoint
-from .activations import ACT2FN, gated_act
+from .activations import ACT2FN, ACT_GATED, gated_act
 from .cache import EncoderDecoderCache
+from .config_checks import ConfigFieldError
 from .configuration import PretrainedConfig, attribute_alias
 from .generation import GenerationMixin
 from .loss_utils import seq2seq_lm_loss
 from .model_inputs import as_ids, ids_numpy, padding_mask
 from .modeling_utils import PreTrainedModel
 from .outputs import CausalLMOutputWithPast, ModelOutput
+
+
+_ALIASES = {"hidden_size": "d_model", "num_attention_heads": "num_heads", "num_key_value_heads": "num_heads",
+            "num_hidden_layers": "num_layers", "head_dim": "d_kv"}
 
 
 class T5Config(PretrainedConfig):
@@ -42,15 +47,24 @@ class T5Config(PretrainedConfig):
     head_dim = attribute_alias("d_kv")
 
     def __init__(self, **kwargs):
+        for common, own in _ALIASES.items():  # transformers' common names, checked as T5's own
+            if common in kwargs:
+                kwargs.setdefault(own, kwargs.pop(common))
         super().__init__(**kwargs)
+        if not self.is_encoder_decoder:
+            raise ConfigFieldError("is_encoder_decoder", "false is not supported: T5 is an encoder-decoder")
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
         act = str(self.feed_forward_proj).split("-")
         if (len(act) > 1 and act[0] != "gated") or len(act) > 2:
-            raise ValueError(f"feed_forward_proj '{self.feed_forward_proj}' is not valid: use 'gated-{{ACT}}' or "
-                             "'{ACT}', e.g. 'gated-gelu' or 'relu'")
+            raise ConfigFieldError("feed_forward_proj", f"{self.feed_forward_proj!r} is not valid: use "
+                                   "'gated-{ACT}' or '{ACT}', e.g. 'gated-gelu' or 'relu'")
         self.dense_act_fn = "gelu_new" if self.feed_forward_proj == "gated-gelu" else act[-1]
         self.is_gated_act = act[0] == "gated"
+        table = ACT_GATED if self.is_gated_act else ACT2FN
+        if self.dense_act_fn not in table:
+            raise ConfigFieldError("feed_forward_proj", f"{self.feed_forward_proj!r}: activation "
+                                   f"{self.dense_act_fn!r} is not supported (supported: {', '.join(sorted(table))})")
         # Original T5 rescales the decoder output before its tied head; v1.1 / FLAN-T5
         # (tie_word_embeddings false in their config.json) do not. transformers >= 5 writes
         # the choice as scale_decoder_outputs.
@@ -59,6 +73,17 @@ class T5Config(PretrainedConfig):
 
     def standardize_rope(self):
         pass  # relative position buckets, no RoPE
+
+    def parameter_count(self):
+        """T5ForConditionalGeneration's (the encoder-only model has fewer)."""
+        d, v, heads = self.d_model, self.vocab_size, self.num_heads
+        attn = 4 * d * heads * self.d_kv + d  # q, k, v, o and the layer norm
+        ff = (3 if self.is_gated_act else 2) * d * self.d_ff + d
+        bias = self.relative_attention_num_buckets * heads  # the first block of each stack
+        encoder = self.num_layers * (attn + ff) + bias + d
+        decoder = self.num_decoder_layers * (2 * attn + ff) + bias + d
+        head = 0 if getattr(self, "tie_word_embeddings", True) is not False else v * d
+        return v * d + encoder + decoder + head
 
 
 # ---------------------------------------------------------------- outputs
@@ -107,10 +132,7 @@ class T5DenseActDense(nn.Module):
         self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
         self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
         self.dropout = nn.Dropout(config.dropout_rate)
-        if config.dense_act_fn not in ACT2FN:
-            raise ValueError(f"T5 activation '{config.dense_act_fn}' is not supported "
-                             f"(supported: {', '.join(sorted(ACT2FN))})")
-        self.act = ACT2FN[config.dense_act_fn]
+        self.act = ACT2FN[config.dense_act_fn]  # checked by T5Config
 
     def forward(self, x):
         return self.wo(self.dropout(self.act(self.wi(x))))  # x: [B, T, C] -> [B, T, F] -> [B, T, C]
@@ -276,6 +298,7 @@ class T5PreTrainedModel(PreTrainedModel):
     config_class = T5Config
     base_model_prefix = "transformer"
     _tied_weights_keys = ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"]
+    block_lists = {"encoder.block": "num_layers", "decoder.block": "num_decoder_layers"}
     _keys_to_ignore_on_load_unexpected = [r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias"]
 
     def get_input_embeddings(self):
@@ -380,6 +403,8 @@ class T5Model(T5PreTrainedModel):
 
 
 class T5EncoderModel(T5PreTrainedModel):
+    block_lists = {"encoder.block": "num_layers"}
+
     def __init__(self, config):
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model)

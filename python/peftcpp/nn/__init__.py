@@ -17,11 +17,12 @@ from .modules import (
     Sequential,
     SiLU,
     Tanh,
+    empty_weights_enabled,
     init_empty_weights,
 )
 from .parameter import Parameter
 from . import utils  # noqa: F401
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "SiLU", "ReLU",
-           "Tanh", "Identity", "init_empty_weights", "ModuleList", "ModuleDict", "ParameterDict",
+           "Tanh", "Identity", "init_empty_weights", "empty_weights_enabled", "ModuleList", "ModuleDict", "ParameterDict",
            "Conv1D", "Sequential", "functional", "init", "utils"]

@@ -27,6 +27,11 @@ def init_empty_weights():
         _InitMode.empty = prev
 
 
+def empty_weights_enabled():
+    """True inside init_empty_weights (layers built now allocate nothing)."""
+    return _InitMode.empty
+
+
 def _new_weight(*shape):
     return _core.meta(list(shape), float32) if _InitMode.empty else empty(*shape)
 

@@ -10,7 +10,7 @@ from .. import serialization
 from ..fileio import write_json_atomic
 from ..hub import resolve_file
 from ..nn import Module
-from .config import PeftConfig
+from .config import AdapterConfigError, PeftConfig
 from .utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
 from .utils.other import getattr_or_inner
 from .utils.peft_types import PEFT_TYPE_TO_TUNER_MAPPING, TaskType
@@ -165,9 +165,12 @@ class PeftModel(Module):
                                                                                  "subfolder") if k in kwargs})
         config.inference_mode = not is_trainable
         target_cls = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel) if cls is PeftModel else cls
-        tensors, meta = _load_adapter_file(path, kwargs)
+        tensors, meta, file = _load_adapter_file(path, kwargs)
+        PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type].check_saved_tensors(config, tensors, file)
         try:
             peft_model = target_cls(model, config, adapter_name)
+        except AdapterConfigError:
+            raise  # the config's own fault (a rank too large for memory), not a wrong base model
         except ValueError as e:
             raise ValueError(_wrong_base_message(path, config, meta, model, str(e), _NO_MODULE)) from None
         peft_model.load_adapter_tensors(path, config, tensors, meta, adapter_name)
@@ -179,9 +182,12 @@ class PeftModel(Module):
         path = os.fspath(model_id)
         config = PeftConfig.from_pretrained(path, **{k: kwargs[k] for k in ("subfolder",) if k in kwargs})
         config.inference_mode = not is_trainable
-        tensors, meta = _load_adapter_file(path, kwargs)
+        tensors, meta, file = _load_adapter_file(path, kwargs)
+        PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type].check_saved_tensors(config, tensors, file)
         try:
             self.add_adapter(adapter_name, config)
+        except AdapterConfigError:
+            raise
         except ValueError as e:
             raise ValueError(_wrong_base_message(path, config, meta, self.get_base_model(), str(e),
                                                  _NO_MODULE)) from None
@@ -202,6 +208,7 @@ class PeftModel(Module):
 
 
 def _load_adapter_file(path, kwargs):
+    """(tensors mmapped from the adapter's weights file, its metadata, its path)."""
     file = os.path.join(path, kwargs.get("subfolder", "") or "", SAFETENSORS_WEIGHTS_NAME)
     if not os.path.isfile(file):
         if os.path.isfile(os.path.join(path, "adapter_model.bin")):
@@ -209,7 +216,7 @@ def _load_adapter_file(path, kwargs):
                              "safe_serialization=True (adapter_model.safetensors)")
         file = resolve_file(path, SAFETENSORS_WEIGHTS_NAME,
                             **{k: kwargs[k] for k in ("token", "revision", "cache_dir") if k in kwargs})
-    return serialization.load_file_with_metadata(file)
+    return (*serialization.load_file_with_metadata(file), file)
 
 
 def _wrong_base_message(path, config, meta, model, detail, what="First tensor that does not fit"):

@@ -4,6 +4,7 @@ template's ``{% generation %}`` blocks mark."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -98,24 +99,43 @@ def _cut_at_final_message(text, final_message):
     return text[:loc] if text[loc:loc + len(_CONTINUE_TAG)] == _CONTINUE_TAG else text[:loc].rstrip()
 
 
-def _render(compiled, variables, track_generation):
-    """(text, generation character spans)."""
+def _render(compiled, variables, track_generation, source):
+    """(text, generation character spans), within one render budget."""
+    from .template_budget import render_budget
     spans = []
-    if not track_generation:
-        return compiled.render(**variables), spans
-    blocks = []
-    with compiled.environment.track_generation(blocks, spans):
-        for block in compiled.generate(**variables):
-            blocks.append(block)
-    return "".join(blocks), spans
+    with render_budget(source) as budget:
+        blocks = []
+        with compiled.environment.track_generation(blocks, spans) if track_generation else nullcontext():
+            for block in compiled.generate(**variables):
+                blocks.append(block)
+                budget.emitted += len(block)  # the top level's output, counted as it streams out
+                if budget.emitted > budget.emit_limit:
+                    budget.emit(0)
+        text = "".join(blocks)
+        budget.check_size(text, "a rendered text")
+    return text, spans
+
+
+def _compile(chat_template, source):
+    from .template_budget import LIMITS, TemplateBudgetError
+    from .template_env import compile_template  # jinja2 is imported on the first rendering only
+    if not isinstance(chat_template, str):
+        raise TypeError(f"{source}: the chat template must be a string, got {type(chat_template).__name__}")
+    if len(chat_template) > LIMITS["template_chars"]:
+        raise TemplateBudgetError(f"{source}: the chat template has {len(chat_template):,} characters (limit "
+                                  f"{LIMITS['template_chars']:,})")
+    try:
+        return compile_template(chat_template)
+    except (RecursionError, MemoryError):
+        raise TemplateBudgetError(f"{source}: the chat template nests too deeply to compile") from None
 
 
 def render_chat(conversations, chat_template, tools=None, documents=None, add_generation_prompt=False,
-                continue_final_message=False, track_generation=False, **template_kwargs):
-    """Render each conversation; returns (texts, generation character spans per conversation)."""
-    from .template_env import compile_template  # jinja2 is imported on the first rendering only
-
-    compiled = compile_template(chat_template)
+                continue_final_message=False, track_generation=False, template_source=None, **template_kwargs):
+    """Render each conversation; returns (texts, generation character spans per conversation).
+    `template_source` names where the template came from in errors (tokenizer_config.json, ...)."""
+    source = template_source or "the chat template"
+    compiled = _compile(chat_template, source)
     if tools is not None:
         for tool in tools:
             if not isinstance(tool, dict):
@@ -134,7 +154,7 @@ def render_chat(conversations, chat_template, tools=None, documents=None, add_ge
             final_message = _mark_final_message(chat, continue_final_message, chat_template)
         variables = dict(template_kwargs, messages=chat, tools=tools, documents=documents,
                          add_generation_prompt=add_generation_prompt)
-        text, spans = _render(compiled, variables, track_generation)
+        text, spans = _render(compiled, variables, track_generation, source)
         if continue_final_message:
             text = _cut_at_final_message(text, final_message)
         rendered.append(text)
@@ -200,6 +220,17 @@ class ChatTemplateMixin:
             return self.chat_template
         return chat_template
 
+    def chat_template_source(self, template):
+        """Where `template` came from, for error messages: the file it was read from (the GGUF for an
+        imported model), else how it was given."""
+        source = getattr(self, "chat_template_sources", {}).get(template) if isinstance(template, str) else None
+        if source:
+            return source
+        current = self.chat_template
+        if template == current or (isinstance(current, dict) and template in current.values()):
+            return f"tokenizer.chat_template of {self.name_or_path or 'the tokenizer'}"
+        return "the chat_template argument"
+
     def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
                             add_generation_prompt=False, continue_final_message=False, tokenize=True, padding=False,
                             truncation=False, max_length=None, return_tensors=None, return_dict=False,
@@ -231,7 +262,8 @@ class ChatTemplateMixin:
         rendered, spans = render_chat(conversations, template, tools=tools, documents=documents,
                                       add_generation_prompt=add_generation_prompt,
                                       continue_final_message=continue_final_message,
-                                      track_generation=return_assistant_tokens_mask, **template_kwargs)
+                                      track_generation=return_assistant_tokens_mask,
+                                      template_source=self.chat_template_source(template), **template_kwargs)
         if not batched:
             rendered = rendered[0]
         if not tokenize:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 
+from ..gguf.import_model import imported_from
 from .special_tokens import token_str
 
-__all__ = ["CHAT_TEMPLATE_DIR", "CHAT_TEMPLATE_FILE", "CHAT_TEMPLATE_JSON_FILE", "SPECIAL_TOKENS_MAP_FILE",
-           "TOKENIZER_CONFIG_FILE", "TOKENIZER_FILE", "read_tokenizer_config", "resolve_folder"]
+__all__ = ["CHAT_TEMPLATE_DIR", "CHAT_TEMPLATE_FILE", "CHAT_TEMPLATE_JSON_FILE", "CHAT_TEMPLATE_SOURCES",
+           "SPECIAL_TOKENS_MAP_FILE", "TOKENIZER_CONFIG_FILE", "TOKENIZER_FILE", "read_tokenizer_config",
+           "resolve_folder"]
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
@@ -17,6 +19,8 @@ SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 CHAT_TEMPLATE_JSON_FILE = "chat_template.json"
 CHAT_TEMPLATE_DIR = "additional_chat_templates"
+# read_tokenizer_config's key (never saved) for {template text: the file it came from}
+CHAT_TEMPLATE_SOURCES = "chat_template_sources"
 
 
 def _env_true(name):
@@ -83,17 +87,21 @@ def _merge_special_tokens_map(config, special_map):
             config[key] = value
 
 
-def _read_chat_templates(folder, config):
-    """chat_template.jinja (+ additional_chat_templates/) > the config's key > chat_template.json."""
-    templates = {}
+def _read_chat_templates(folder, config, config_source):
+    """chat_template.jinja (+ additional_chat_templates/) > the config's key > chat_template.json.
+    Returns {template text: the file it came from} (for error messages)."""
+    templates, sources = {}, {}
     jinja_path = os.path.join(folder, CHAT_TEMPLATE_FILE)
     if os.path.isfile(jinja_path):
         templates["default"] = _read_text(jinja_path)
+        sources[templates["default"]] = jinja_path
     extra_dir = os.path.join(folder, CHAT_TEMPLATE_DIR)
     if os.path.isdir(extra_dir):
         for name in sorted(os.listdir(extra_dir)):
             if name.endswith(".jinja"):
-                templates[name[:-len(".jinja")]] = _read_text(os.path.join(extra_dir, name))
+                path = os.path.join(extra_dir, name)
+                templates[name[:-len(".jinja")]] = text = _read_text(path)
+                sources.setdefault(text, path)
     if len(templates) == 1 and "default" in templates:
         config["chat_template"] = templates["default"]
     elif templates:
@@ -102,6 +110,13 @@ def _read_chat_templates(folder, config):
         json_path = os.path.join(folder, CHAT_TEMPLATE_JSON_FILE)
         if os.path.isfile(json_path):
             config["chat_template"] = _read_json(json_path).get("chat_template")
+            config_source = json_path
+    if not templates:  # the template(s) of tokenizer_config.json or chat_template.json
+        value = config.get("chat_template")
+        texts = [value] if isinstance(value, str) else \
+            [t.get("template") for t in value if isinstance(t, dict)] if isinstance(value, list) else []
+        sources.update({t: config_source for t in texts if isinstance(t, str)})
+    return sources
 
 
 def read_tokenizer_config(folder):
@@ -116,9 +131,11 @@ def read_tokenizer_config(folder):
     config_path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
     if os.path.isfile(config_path):
         config = _read_json(config_path)
+    gguf = imported_from(folder)  # a folder imported from a GGUF file: its template came from there
+    config_source = f"{gguf} (tokenizer.chat_template)" if gguf else config_path
     # like transformers: special_tokens_map.json only matters for configs without added_tokens_decoder
     special_map_path = os.path.join(folder, SPECIAL_TOKENS_MAP_FILE)
     if "added_tokens_decoder" not in config and os.path.isfile(special_map_path):
         _merge_special_tokens_map(config, _read_json(special_map_path))
-    _read_chat_templates(folder, config)
+    config[CHAT_TEMPLATE_SOURCES] = _read_chat_templates(folder, config, config_source)
     return config

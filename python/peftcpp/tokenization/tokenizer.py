@@ -16,8 +16,8 @@ from ..gguf.import_model import resolve_pretrained_source
 from .batch_encoding import to_py
 from .chat_template import ChatTemplateMixin
 from .encoding import EncodingMixin
-from .files import SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, read_tokenizer_config, \
-    resolve_folder
+from .files import CHAT_TEMPLATE_SOURCES, SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, \
+    read_tokenizer_config, resolve_folder
 from .padding import VERY_LARGE_INTEGER, PaddingMixin
 from .special_tokens import SpecialTokensMixin
 
@@ -76,6 +76,7 @@ class PreTrainedTokenizer(SpecialTokensMixin, EncodingMixin, PaddingMixin, ChatT
         if isinstance(chat_template, (list, tuple)):
             chat_template = {t["name"]: t["template"] for t in chat_template}
         self.chat_template = chat_template
+        self.chat_template_sources = dict(config.pop(CHAT_TEMPLATE_SOURCES, None) or {})
         self.init_kwargs = config  # the remaining settings, written back by save_pretrained
         self._tokenizer.encode_special_tokens = self.split_special_tokens
 
@@ -254,6 +255,8 @@ class PreTrainedTokenizer(SpecialTokensMixin, EncodingMixin, PaddingMixin, ChatT
         for k in ("trust_remote_code", "use_fast", "_from_auto", "legacy", "proxies"):
             kwargs.pop(k, None)
         config = read_tokenizer_config(folder)
+        if "chat_template" in kwargs:  # the caller's template: no file to name
+            config.pop(CHAT_TEMPLATE_SOURCES, None)
         if "additional_special_tokens" in kwargs and not kwargs.get("extra_special_tokens"):
             kwargs["extra_special_tokens"] = kwargs.pop("additional_special_tokens")
         config.update(kwargs)

@@ -134,12 +134,17 @@ def is_full_model_dir(path):
         os.path.join(path, ADAPTER_CONFIG))
 
 
-def adapter_base(adapter_dir):
+def adapter_config(adapter_dir):
+    """adapter_config.json as a checked config (PeftConfig): a wrong field
+    stops here, naming the file and the field, before any model is loaded."""
+    from ...peft import PeftConfig
+    return PeftConfig.from_pretrained(adapter_dir)
+
+
+def adapter_base(adapter_dir, config=None):
     """The base model an adapter names: adapter_config.json's
     base_model_name_or_path, or None for the default model."""
-    from ...fileio import read_json_object
-    cfg = read_json_object(os.path.join(adapter_dir, ADAPTER_CONFIG))
-    base = cfg.get("base_model_name_or_path")
+    base = (config or adapter_config(adapter_dir)).base_model_name_or_path
     rec = read_record(adapter_dir)
     if rec.get("model") is None and rec and (not base or not os.path.exists(base)):
         return None  # trained on the default model, whose cache folder may have moved
@@ -155,13 +160,14 @@ def load_adapter_model(adapter_dir, model=None, dtype=None):
     if is_full_model_dir(adapter_dir):  # --fine-tune-type full wrote a whole model
         m, tok = load_base(adapter_dir, dtype=dtype)
         return m, tok, adapter_dir
-    base = model if model is not None else adapter_base(adapter_dir)
+    config = adapter_config(adapter_dir)
+    base = model if model is not None else adapter_base(adapter_dir, config)
     if model is None and base and os.path.isabs(base) and not os.path.exists(base):
         raise CLIError(f"the base model of {adapter_dir} ({base}, from {ADAPTER_CONFIG}) is not there any more; "
                        "pass --model with that model")
     m, tok = load_base(base, dtype=dtype)
     try:
-        pm = PeftModel.from_pretrained(m, adapter_dir)
+        pm = PeftModel.from_pretrained(m, adapter_dir, config=config)
     except ValueError as e:
         raise CLIError(_first_line(e)) from None
     if os.path.isfile(os.path.join(adapter_dir, "tokenizer.json")):

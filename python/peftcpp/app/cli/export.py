@@ -4,7 +4,8 @@ Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
 import os
 import sys
 
-from .common import TRAIN_RECORD, CLIError, adapter_base, check_adapter_dir, check_finished, read_record
+from .common import (TRAIN_RECORD, CLIError, adapter_base, adapter_config, check_adapter_dir, check_finished,
+                     read_record)
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
@@ -158,7 +159,8 @@ def run_export_adapter(args):
     check_finished(d)
     if is_full_model_dir(d):
         raise CLIError(f"{d} holds a fully fine-tuned model, not an adapter; use `peftcpp convert`")
-    base = args.model if args.model is not None else adapter_base(d)
+    config = adapter_config(d)  # checked before gguf.export_adapter reads it
+    base = args.model if args.model is not None else adapter_base(d, config)
     stem = model_stem(d, base)
     if base is None:
         from ..default_model import default_model_path

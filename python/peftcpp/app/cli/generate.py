@@ -78,11 +78,26 @@ def _load(args):
     return model, tok, what, system
 
 
+def check_prompt(prompt, flag="--prompt"):
+    """An empty prompt stops here: the model needs at least one token to continue."""
+    if not prompt.strip():
+        raise CLIError(f"{flag} is empty" if prompt == "" else f"{flag} holds only whitespace")
+    return prompt
+
+
 def _prompt_ids(tok, messages, ignore_template):
     if ignore_template or not getattr(tok, "chat_template", None):
         text = "\n".join(m["content"] for m in messages)
-        return list(tok(text, add_special_tokens=True)["input_ids"])
-    return list(tok.apply_chat_template(messages, add_generation_prompt=True))
+        ids = list(tok(text, add_special_tokens=True)["input_ids"])
+        if not ids:
+            raise CLIError(f"the prompt {text[:40]!r} gives no tokens")
+        return ids
+    template = tok.get_chat_template()
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if not text:
+        raise CLIError(f"the chat template ({tok.chat_template_source(template)}) rendered an empty prompt; "
+                       "pass --ignore-chat-template to send the prompt as it is")
+    return list(tok(text, add_special_tokens=False)["input_ids"])  # as apply_chat_template tokenizes
 
 
 class _Stream:
@@ -154,7 +169,8 @@ def _footer(n_prompt, p_tps, n_gen, g_tps):
 
 
 def run_generate(args):
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = check_prompt(sys.stdin.read(), "--prompt - (standard input)") if args.prompt == "-" else \
+        check_prompt(args.prompt)
     model, tok, what, system = _load(args)
     text, n_prompt, p_tps, n_gen, g_tps = answer(model, tok, _messages(system, prompt), args)
     print(text)
@@ -214,6 +230,8 @@ def test_prompts(adapter_path, data=None):
 
 def run_test(args):
     # the prompts first: a problem with them stops the command before the model loads
+    for i, p in enumerate(args.prompt or [], 1):
+        check_prompt(p, "--prompt" if len(args.prompt) == 1 else f"--prompt (number {i})")
     prompts = args.prompt or test_prompts(args.adapter_path if args.gguf is None else None, args.data)
     model, tok, what, system = _load(args)
     print(f"Model: {what}")

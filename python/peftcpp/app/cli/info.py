@@ -2,7 +2,8 @@
 import os
 import shutil
 
-from .common import ADAPTER_CONFIG, TRAIN_RECORD, CLIError, check_adapter_dir, read_record, run_status
+from .common import (ADAPTER_CONFIG, TRAIN_RECORD, CLIError, adapter_config, check_adapter_dir, read_record,
+                     run_status)
 
 
 def add_parsers(sub):
@@ -17,15 +18,13 @@ def add_parsers(sub):
 
 
 def run_info(args):
-    from ...fileio import read_json_object
     d = args.adapter_dir
     if not (os.path.isdir(d) and read_record(d)):  # a run that never saved an adapter still has its record
         d = check_adapter_dir(d, flag="ADAPTER_DIR")
     rec = read_record(d)
     status, problem = run_status(d, rec)
     rows = []
-    cfg = read_json_object(os.path.join(d, ADAPTER_CONFIG)) if os.path.isfile(os.path.join(d, ADAPTER_CONFIG)) \
-        else {}
+    cfg = adapter_config(d).to_dict() if os.path.isfile(os.path.join(d, ADAPTER_CONFIG)) else {}
     base = cfg.get("base_model_name_or_path") or rec.get("base_model")
     if rec and rec.get("model") is None:
         from ..default_model import DEFAULT_MODEL_NAME

@@ -176,6 +176,9 @@ class GenerationMixin:
             prompt, state = self._prepare_decoder_only_inputs(cfg, input_ids, attention_mask, eos, pad, nrs)
             max_positions = getattr(self.config, "max_position_embeddings", None)
         B, T0 = prompt.shape  # prompt: [B, T0], the ids the new tokens follow
+        if B == 0 or T0 == 0:  # nothing to continue from: there would be no logits to pick a token from
+            raise ValueError(f"generate(): the prompt is empty (input_ids of shape {tuple(prompt.shape)}); give at "
+                             "least one token, e.g. the bos token")
         budget = length_budget(cfg, T0, has_default_max_length, max_positions)
         stop_strings = stop_strings_of(cfg, tokenizer)
         window = (max(len(s) for s in stop_strings) + 1) if stop_strings else 0
@@ -278,6 +281,9 @@ class GenerationMixin:
             if ids is None and inputs_embeds is None:
                 raise ValueError("generate() needs input_ids, inputs_embeds or encoder_outputs")
             B = ids.shape[0] if ids is not None else inputs_embeds.shape[0]
+            if ids is not None and (ids.ndim != 2 or 0 in ids.shape):
+                raise ValueError(f"generate(): the encoder input is empty (input_ids of shape {tuple(ids.shape)}); "
+                                 "give at least one token")
             enc_h = None
         if nrs > 1 and not cfg.do_sample:
             raise ValueError("num_return_sequences > 1 needs do_sample=True (or beam search)")

@@ -8,8 +8,10 @@ only what is its own."""
 import numpy as np
 
 from ... import _core
+from ...models.config_checks import physical_memory
 from ...nn import Module, Parameter
 from ..._tensor import float32
+from ..config import AdapterConfigError
 from ..utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
 from ..utils.other import ModulesToSaveWrapper, getattr_or_inner
 from .target_selection import check_target_module_exists, is_linear_layer, module_names_summary
@@ -197,6 +199,36 @@ class BaseTuner(ActiveAdapters, Module):
             if self.prefix not in n and ".modules_to_save." not in n:
                 p.requires_grad_(False)
 
+    @classmethod
+    def check_saved_tensors(cls, config, tensors, weights_file):
+        """Adapter tensors read (mmapped) from weights_file against the
+        config's sizes, before any adapter weight is allocated; a method whose
+        sizes the file fixes (LoRA's ranks) overrides it."""
+
+    def adapter_size(self, config, key, target):
+        """(parameters the adapter adds to module `target` at `key`, the config
+        field that sets that number, its value), or None when the method does
+        not say."""
+        return None
+
+    def check_adapter_memory(self, config, keys):
+        """Refuses, before anything is allocated, adapters whose float32
+        weights over all target modules exceed this machine's memory."""
+        sizes = []
+        for key in keys:
+            size = self.adapter_size(config, key, self.model.get_submodule(key))
+            if size is None:
+                return
+            sizes.append((size[0], key, size[1], size[2]))
+        need, limit = 4 * sum(s[0] for s in sizes), physical_memory()
+        if limit is None or need <= limit:
+            return
+        count, key, field, value = max(sizes)
+        raise AdapterConfigError(
+            field, f"= {value} gives {need / 2 ** 30:,.1f} GiB of float32 adapter weights over {len(sizes)} module(s) "
+                   f"({count:,} parameters on '{key}' alone), more than this machine's {limit / 2 ** 30:,.1f} GiB "
+                   "of memory", getattr(config, "_source", None) or type(config).__name__)
+
     # -------------------------------------------------------- injection
     def all_linear_module_names(self):
         """Every linear layer (or already wrapped one) except the output head."""
@@ -244,6 +276,7 @@ class BaseTuner(ActiveAdapters, Module):
                 where += f", layers_to_transform={config.layers_to_transform!r}"
             raise ValueError(f"Target modules {config.target_modules!r} not found in the base model ({where}). "
                              f"Its module names are: {module_names_summary(keys)}")
+        self.check_adapter_memory(config, matched)
         self.peft_config[adapter_name] = config
         for key in matched:
             self.create_and_replace(config, adapter_name, self.model.get_submodule(key), key)

@@ -4,6 +4,7 @@ adapter switching, merging and unloading come from BaseTuner."""
 import warnings
 
 from ....nn import Embedding as NNEmbedding, Parameter
+from ...config import AdapterConfigError
 from ...utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from ...utils.other import get_pattern_key
 from ..target_selection import is_conv1d, is_linear_layer
@@ -24,10 +25,51 @@ def _make_trainable(module, name):
     p.requires_grad_(True)
 
 
+# adapter weight name -> the axis its rank is on (lora_A [r, in], lora_B [out, r])
+RANK_AXIS = {"lora_A": 0, "lora_B": 1, "lora_embedding_A": 0, "lora_embedding_B": 1}
+PEFT_KEY_PREFIX = "base_model.model."
+
+
+def rank_of(config, key):
+    """(rank of module `key`, the config field that sets it)."""
+    r_key = get_pattern_key(list(config.rank_pattern), key)
+    if r_key in config.rank_pattern:
+        return config.rank_pattern[r_key], f"rank_pattern entry {r_key!r}"
+    return config.r, "r"
+
+
 class LoraModel(BaseTuner):
     prefix = "lora_"
     tuner_layer_cls = LoraLayer
     target_module_mapping = TARGET_MODULES_MAPPING
+
+    @classmethod
+    def check_saved_tensors(cls, config, tensors, weights_file):
+        """Each lora_A/lora_B's rank in the file against r / rank_pattern:
+        a config asking for rank 200000 where the file holds rank 8 fails
+        here, not after allocating rank-200000 matrices."""
+        for name, t in tensors.items():
+            parts = name.split(".")
+            tag = next((i for i, p in enumerate(parts) if p in RANK_AXIS), None)
+            if tag is None or len(t.shape) != 2:
+                continue
+            module = ".".join(parts[:tag])
+            module = module[len(PEFT_KEY_PREFIX):] if module.startswith(PEFT_KEY_PREFIX) else module
+            r, field = rank_of(config, module)
+            got = t.shape[RANK_AXIS[parts[tag]]]
+            if got != r:
+                raise AdapterConfigError(field, f"is {r} for '{module}' but {weights_file} holds rank {got} there "
+                                         f"(tensor '{name}' has shape {tuple(t.shape)})",
+                                         getattr(config, "_source", None) or type(config).__name__)
+
+    def adapter_size(self, config, key, target):
+        r, field = rank_of(config, key)
+        if isinstance(target, LoraLayer):
+            return r * (target.in_features + target.out_features), field, r
+        shape = getattr(getattr(target, "weight", None), "shape", None)
+        if shape is None or len(shape) != 2:
+            return None
+        return r * (shape[0] + shape[1]), field, r  # A [r, in] and B [out, r], whichever way the weight is stored
 
     def create_and_replace(self, config, adapter_name, target, key):
         r_key = get_pattern_key(list(config.rank_pattern), key)
