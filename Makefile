@@ -18,7 +18,7 @@ LLAMA_CPP_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLE
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 CMAKE_ARGS = -G Ninja -Dpybind11_DIR=$(PYBIND11_DIR) -DPEFTCPP_BUILD_PYTHON=OFF
 
-.PHONY: setup setup-system setup-python install build-cpp test test-cpp test-asan test-py test-all bench demo clean fuzz
+.PHONY: setup setup-system setup-python install build-cpp test test-cpp test-asan test-py test-all bench demo clean fuzz fuzz-cpp fuzz-py
 .PHONY: help train convert test-model test-prompt all merge-data train-resume train-merged clean-output
 
 setup: setup-system setup-python install
@@ -62,6 +62,9 @@ test-asan:
 test-py:
 	$(PYTHON) -m pytest -q tests
 
+# `make fuzz`: both of the following. FUZZ_SECONDS is per target.
+fuzz: fuzz-cpp fuzz-py
+
 # Coverage-guided fuzzing of the GGUF and safetensors readers with clang's
 # libFuzzer (+ASan/UBSan), FUZZ_SECONDS per reader, over a copy of
 # tests/fuzz/corpus (the committed seeds are never written). Fails when a
@@ -71,7 +74,7 @@ FUZZ_SECONDS ?= 180
 FUZZ_APT_PACKAGES = clang libclang-rt-14-dev libomp-14-dev
 FUZZ_CMAKE_ARGS = -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPEFTCPP_LIBFUZZER=ON -DPEFTCPP_NATIVE=OFF -DPEFTCPP_BUILD_PYTHON=OFF -DPEFTCPP_BUILD_TESTS=OFF
-fuzz:
+fuzz-cpp:
 	@missing=""; for p in $(FUZZ_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -89,6 +92,20 @@ fuzz:
 	    -artifact_prefix=$$d/crashes/ -print_final_stats=1 >$$d/fuzz.log 2>&1 || status=1; \
 	  grep -E "^#[0-9]+[[:space:]]+DONE|^Done " $$d/fuzz.log; \
 	  if [ -n "$$(ls -A $$d/crashes)" ]; then echo "FOUND: $$(ls $$d/crashes)"; tail -40 $$d/fuzz.log; status=1; fi; \
+	done; exit $$status
+
+# atheris on the Python loaders (config.json, adapter_config.json, the JSONL
+# dataset reader) of the installed package, FUZZ_SECONDS each; a finding is
+# kept under build/fuzz/py/<target>/.
+fuzz-py: setup
+	@status=0; for t in config adapter jsonl; do \
+	  d=build/fuzz/py/$$t; rm -rf $$d; mkdir -p $$d; \
+	  if [ $$t = jsonl ]; then tool="tools/fuzz_jsonl.py"; else tool="tools/fuzz_python.py $$t"; fi; \
+	  echo "fuzzing the $$t loader for $(FUZZ_SECONDS) s (log: $$d/fuzz.log)"; \
+	  $(PYTHON) $$tool -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -artifact_prefix=$$d/ \
+	    >$$d/fuzz.log 2>&1 || status=1; \
+	  grep -E "^Done " $$d/fuzz.log; \
+	  if ls $$d | grep -q -E "^(crash|leak|timeout|oom)-"; then echo "FOUND in $$d"; tail -40 $$d/fuzz.log; status=1; fi; \
 	done; exit $$status
 
 test: setup test-cpp test-asan test-py
@@ -142,7 +159,8 @@ help:
 	@echo "  make clean-output           remove ./output (adapters, fused model, GGUF files)"
 	@echo "  make clean                  clean-output, and remove the build folders"
 	@echo "  make test / test-all        the project's test suite"
-	@echo "  make fuzz [FUZZ_SECONDS=..] libFuzzer on the GGUF and safetensors readers (clang)"
+	@echo "  make fuzz [FUZZ_SECONDS=..] libFuzzer on the GGUF and safetensors readers (clang), atheris on the"
+	@echo "                             config.json, adapter_config.json and JSONL loaders (fuzz-cpp, fuzz-py)"
 	@echo ""
 	@echo "Variables (current value):"
 	@echo "  MODEL=$(MODEL)   (empty: the embedded default model, SmolLM2-135M-Instruct)"

@@ -24,7 +24,8 @@ import warnings
 import atheris
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(ROOT, "python"))
+if os.environ.get("PEFTCPP_CORE_DIR"):  # the source tree with a CMake build of _core, as the tests run it
+    sys.path.insert(0, os.path.join(ROOT, "python"))
 
 with atheris.instrument_imports(include=["peftcpp.data", "peftcpp.tokenization.chat_template"]):
     import peftcpp.data.dataset as dataset_module
