@@ -455,9 +455,12 @@ def test_memory_estimate_warns_with_the_options_that_reduce_it(tiny):
     assert memory.mem_available() is None or memory.mem_available() > 0
 
 
-def test_ctrl_c_stops_training_and_resume_finishes_it(tiny, tmp_path):
-    """SIGINT mid-run: exit 130 with the --resume hint; `--resume` then completes the run from the checkpoint."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_training_and_resume_finishes_it(tiny, tmp_path, sig):
+    """SIGINT (Ctrl-C) or SIGTERM (kill, a scheduler) mid-run: exit 128+signal with the --resume hint, the record
+    says 'interrupted'; `--resume` then completes the run from the checkpoint."""
     import signal
+    sig = getattr(signal, sig)
     out_dir = tmp_path / "int"
     cmd = [sys.executable, "-m", "peftcpp", "train", "--model", tiny["model"], "--data", tiny["data"],
            "--iters", "400", "--num-layers", "2", "--rank", "4", *FAST, "--save-every", "1", "--steps-per-eval",
@@ -466,12 +469,13 @@ def test_ctrl_c_stops_training_and_resume_finishes_it(tiny, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not list((out_dir / "checkpoints").glob("checkpoint-[0-9]*")):
         time.sleep(0.02)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     stdout, stderr = p.communicate(timeout=120)
     if p.returncode == 0:
         pytest.skip("training finished before the interrupt arrived")
-    assert p.returncode == 130, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr and "interrupted" in stderr
+    assert p.returncode == 128 + sig, stderr
+    word = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert "Traceback" not in stderr and "--resume" in stderr and word in stderr
     last = max(int(d.name.split("-")[1]) for d in (out_dir / "checkpoints").glob("checkpoint-[0-9]*"))
     rec = json.load(open(out_dir / "peftcpp_train.json"))
     assert rec["status"] == "interrupted" and rec["last_checkpoint"].endswith(f"checkpoint-{last}")

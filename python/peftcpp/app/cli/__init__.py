@@ -5,7 +5,9 @@ mlx-lm's option names, plus import-gguf.
 Errors are one clear sentence and a non-zero exit code; --debug shows the
 traceback."""
 import argparse
+import signal
 import sys
+import threading
 
 from .common import CLIError
 
@@ -42,6 +44,16 @@ def build_parser():
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a job scheduler, `docker stop`), raised where Python
+    next runs, so that a command stops as on Ctrl-C: temporary files removed,
+    the run recorded as interrupted, the folder lock released."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # library warnings as one plain line, not Python's "file:line: UserWarning:" form
     print(f"warning: {message}", file=sys.stderr if file is None else file)
@@ -70,11 +82,14 @@ def main(argv=None):
     import warnings
     if not debug:
         warnings.showwarning = _show_warning
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
         args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except BrokenPipeError:  # `peftcpp test | head`
         return 0
     except Exception as e:  # noqa: BLE001 - the CLI's contract: one sentence, no traceback
@@ -84,4 +99,7 @@ def main(argv=None):
         for line in getattr(e, "details", ()):
             print(f"  {line}", file=sys.stderr)
         return 1
+    finally:
+        if on_main_thread:  # main() may be called in-process (tests, notebooks)
+            signal.signal(signal.SIGTERM, old_handler)
     return 0
