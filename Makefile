@@ -24,13 +24,16 @@ CMAKE_ARGS = -G Ninja -Dpybind11_DIR=$(PYBIND11_DIR) -DPEFTCPP_BUILD_PYTHON=OFF
 setup: setup-system setup-python install
 
 # Debian packages, installed only when missing (CI and developers run as root).
+define apt_install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "installing:$$missing"; \
+  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+fi
+endef
 setup-system:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 
 setup-python:
 	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, tqdm, matplotlib, scikit_build_core, pybind11, pybind11_stubgen, transformers, gguf, accelerate, peft, tokenizers, jinja2, huggingface_hub, atheris" 2>/dev/null || \
@@ -75,12 +78,7 @@ FUZZ_APT_PACKAGES = clang libclang-rt-14-dev libomp-14-dev
 FUZZ_CMAKE_ARGS = -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPEFTCPP_LIBFUZZER=ON -DPEFTCPP_NATIVE=OFF -DPEFTCPP_BUILD_PYTHON=OFF -DPEFTCPP_BUILD_TESTS=OFF
 fuzz-cpp:
-	@missing=""; for p in $(FUZZ_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_install,$(FUZZ_APT_PACKAGES))
 	cmake -S . -B build/fuzz $(FUZZ_CMAKE_ARGS) >/dev/null
 	cmake --build build/fuzz -j $(JOBS) --target libfuzz_gguf libfuzz_safetensors
 	@status=0; for r in gguf safetensors; do \
