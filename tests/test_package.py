@@ -92,3 +92,21 @@ def test_atomic_write_and_folder_keep_the_old_version_on_failure(tmp_path):
         open(os.path.join(tmp, "b"), "w").close()
     assert sorted(os.listdir(folder)) == ["b"]  # replaced whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt", "out"]
+
+
+def test_packaging_declares_what_the_makefile_installs():
+    """pyproject.toml's dependencies and `test` extra are the Makefile's PY_RUNTIME and PY_TEST, so
+    `pip install .[test]` gives what `make setup` gives."""
+    import re
+    import tomllib
+    root = os.path.join(os.path.dirname(__file__), "..")
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    with open(os.path.join(root, "Makefile"), encoding="utf-8") as f:
+        make = dict(re.findall(r"^(PY_RUNTIME|PY_TEST) = (.*)$", f.read(), re.M))
+
+    def names(reqs):
+        return sorted(re.split(r"[<>=\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs)
+    assert names(project["dependencies"]) == names(make["PY_RUNTIME"].split())
+    assert names(project["optional-dependencies"]["test"]) == names(make["PY_TEST"].split())
+    assert "torch==2.13.0" in project["optional-dependencies"]["test"]  # other versions download gigabytes
