@@ -228,7 +228,8 @@ def test_lora_linear_bad_shapes():
         _core.lora_linear(x, w, None, peftcpp.zeros(4, 8), peftcpp.zeros(5, 4), 1.0)
 
 
-@pytest.mark.parametrize("shape", [(7, 5), (4, 9)])
+# (300, 40) and (40, 300) take LAPACK's divide-and-conquer path (min dimension > 25)
+@pytest.mark.parametrize("shape", [(7, 5), (4, 9), (300, 40), (40, 300)])
 def test_svd_matches_torch(rng, shape):
     w = rng.standard_normal(shape).astype(np.float32)
     u, s, vh = _core.svd(peftcpp.tensor(w))
@@ -237,5 +238,9 @@ def test_svd_matches_torch(rng, shape):
     np.testing.assert_allclose(u.numpy() @ np.diag(s.numpy()) @ vh.numpy(), w, rtol=1e-5, atol=1e-5)
     k = min(shape)
     np.testing.assert_allclose(u.numpy().T @ u.numpy(), np.eye(k), atol=1e-5)
+    np.testing.assert_allclose(vh.numpy() @ vh.numpy().T, np.eye(k), atol=1e-5)
     with pytest.raises(ValueError, match=r"\[svd\] expected a 2-D matrix"):
         _core.svd(peftcpp.zeros(3))
+    w[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"\[svd\] the matrix of shape \[\d+, \d+\] has a non-finite value at \[1, 2\]"):
+        _core.svd(peftcpp.tensor(w))

@@ -65,7 +65,7 @@ void init_ops(py::module_& m) {
 
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), nogil(),
         "a [..., M, K] @ b [..., K, N] with broadcast batch dims (OpenBLAS sgemm)");
-  m.def("svd", &svd, py::arg("matrix"), "Thin SVD (U, S, Vh) via Eigen, double precision inside", nogil());
+  m.def("svd", &svd, py::arg("matrix"), "Thin SVD (U, S, Vh) via LAPACK dgesdd (OpenBLAS), double precision inside", nogil());
   m.def("linear", [](T x, T w, std::optional<Tensor> b) { return linear(x, w, b ? *b : Tensor()); },
         py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), nogil(),
         "x [..., K] @ weight[N, K].T + bias [N]; weight may be float16/bfloat16 (then frozen)");

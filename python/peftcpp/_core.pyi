@@ -699,7 +699,7 @@ def sum(x: Tensor, dims: collections.abc.Sequence[typing.SupportsInt | typing.Su
     """
 def svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """
-    Thin SVD (U, S, Vh) via Eigen, double precision inside
+    Thin SVD (U, S, Vh) via LAPACK dgesdd (OpenBLAS), double precision inside
     """
 def swiglu(gate: Tensor, up: Tensor) -> Tensor:
     """

@@ -62,7 +62,7 @@ class LoraLayer(BaseTunerLayer):
         """PiSSA: A, B from the top-r singular triplets of W; W keeps the
         residual, so the initial output is unchanged."""
         w = self.weight_out_in_np()
-        u, s, vh = (t.numpy().astype(np.float64) for t in _core.svd(_core.from_numpy(w)))  # Eigen's BDCSVD
+        u, s, vh = (t.numpy().astype(np.float64) for t in _core.svd(_core.from_numpy(w)))  # LAPACK dgesdd
         r, scale = self.r[adapter_name], self.scaling[adapter_name]
         sr = s[:r] / scale
         a = np.sqrt(sr)[:, None] * vh[:r]          # [r, in]
