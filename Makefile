@@ -116,7 +116,7 @@ bench: setup
 	$(PYTHON) bench/bench_quantize.py --out bench/RESULTS.md
 
 demo: setup
-	$(PYTHON) -m peftcpp.app.demo
+	$(PYTHON) -m peftcpp.app.demo$(QUIET_ARG)
 
 clean: clean-output
 	rm -rf build dist *.egg-info
@@ -125,7 +125,9 @@ clean: clean-output
 # DonkeyTune's pipeline on the `peftcpp` command line (after `make setup`):
 #   make train [MODEL=...] -> make convert -> make test-model / test-prompt
 # `make test` stays the project's test suite; DonkeyTune's `make test` is `make test-model`.
-PEFTCPP ?= $(PYTHON) -m peftcpp
+QUIET ?=
+QUIET_ARG = $(if $(strip $(QUIET)), --quiet)
+PEFTCPP ?= $(PYTHON) -m peftcpp$(QUIET_ARG)
 MODEL ?=
 DATA_DIR ?= ./data
 ITERS ?= 600
@@ -166,6 +168,7 @@ help:
 	@echo "  LR=$(LR)  RANK=$(RANK)  QUANTIZE=$(QUANTIZE)"
 	@echo "  PROMPT=$(PROMPT)"
 	@echo "  INPUTS=$(INPUTS)  RESUME_FROM=$(RESUME_FROM)"
+	@echo "  QUIET=$(QUIET)   (non-empty: --quiet, no progress bars or lines; also for make demo)"
 
 train:
 	$(PEFTCPP) train $(TRAIN_ARGS)

@@ -12,6 +12,7 @@
    the dataset's shape ("Leafy here!" ... "- Do:" ... "Happy growing!").
 
 About 5 minutes on 2 cores (measured: 5 min 21 s); --iters and --learning-rate change it.
+--quiet (`make demo QUIET=1`) passes --quiet to the commands: no progress bars or lines, the results only.
 """
 import argparse
 import json
@@ -72,7 +73,14 @@ def main(argv=None):
     p.add_argument("--num-layers", type=int, default=8, help="LoRA on the last N blocks (default: 8)")
     p.add_argument("--quantize", default="Q4_K_M", help="GGUF type of the final file (default: Q4_K_M)")
     p.add_argument("--max-tokens", type=int, default=96, help="answer length (default: 96)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or lines from the commands (default: off)")
     args = p.parse_args(argv)
+    from .cli.console import command_output
+    with command_output(args.quiet):  # the CLI's output policy for the demo's own lines too
+        return _demo(args)
+
+
+def _demo(args):
 
     import peftcpp
     from .cli.common import load_for_inference
@@ -87,11 +95,12 @@ def main(argv=None):
     del base
 
     print("\n== 2. LoRA fine-tuning on the dataset ==", flush=True)
-    run_cli(["train", "--data", args.data, "--iters", str(args.iters), "--learning-rate", args.learning_rate,
+    quiet = ["--quiet"] if args.quiet else []
+    run_cli(quiet + ["train", "--data", args.data, "--iters", str(args.iters), "--learning-rate", args.learning_rate,
              "--num-layers", str(args.num_layers), "--steps-per-eval", "50", "--save-every", "100"])
 
     print("\n== 3. Fuse, GGUF f16 and quantized, Ollama Modelfile ==", flush=True)
-    run_cli(["convert", "--quantize", args.quantize])
+    run_cli(quiet + ["convert", "--quantize", args.quantize])
     gguf_dir = os.path.join("output", "gguf")
     final = next(os.path.join(gguf_dir, f) for f in sorted(os.listdir(gguf_dir))
                  if f.endswith(f"-{args.quantize}.gguf"))

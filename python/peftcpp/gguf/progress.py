@@ -1,21 +1,25 @@
 """The tqdm bar (counting tensors) behind the ``progress`` argument of the
-GGUF writers: ``convert``, ``export_adapter`` and ``quantize``."""
+GGUF writers: ``convert``, ``export_adapter`` and ``quantize``. The bar is
+drawn only on a terminal (tqdm's ``disable=None``): a log gets no ``\\r``
+frames."""
 
 __all__ = ["progress_callback", "TensorProgress"]
 
 
 class TensorProgress:
-    """``(done, total)`` callback that draws a tqdm bar, created on the first
-    call and closed when ``done == total`` (or by :meth:`close`)."""
+    """``(done, total)`` callback that draws a tqdm bar on ``file`` (default:
+    standard error), created on the first call and closed when
+    ``done == total`` (or by :meth:`close`)."""
 
-    def __init__(self, desc):
+    def __init__(self, desc, file=None):
         self.desc = desc
+        self.file = file
         self.bar = None
 
     def __call__(self, done, total):
         if self.bar is None:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc=self.desc, unit="tensor")
+            self.bar = tqdm(total=total, desc=self.desc, unit="tensor", file=self.file, disable=None)
         self.bar.update(done - self.bar.n)
         if done == total:
             self.close()

@@ -2,7 +2,7 @@
 ``CallbackHandler`` that calls them in order, and the built-in ones —
 ``DefaultFlowCallback`` (when to log, evaluate, save, stop), ``PrinterCallback``
 / ``ProgressCallback`` (the mlx-lm style ``Iter ...`` lines, with or without
-a tqdm bar) and ``LossPlotCallback`` (loss.png)."""
+a tqdm bar on the same stream) and ``LossPlotCallback`` (loss.png)."""
 import os
 import sys
 import warnings
@@ -215,8 +215,11 @@ class PrinterCallback(TrainerCallback):
 
 
 class ProgressCallback(PrinterCallback):
-    """A tqdm bar on stderr during training, with the progress lines written
-    above it; without tqdm installed, the lines only."""
+    """A tqdm bar during training, with the progress lines written above it
+    (tqdm.write). The bar goes to standard output, the lines' stream, so that
+    the two never interleave (transformers draws it on stderr), and only when
+    that is a terminal (tqdm's ``disable=None``): a file or a pipe gets the
+    lines only. Without tqdm installed, the lines only."""
 
     def __init__(self):
         super().__init__()
@@ -228,6 +231,7 @@ class ProgressCallback(PrinterCallback):
             super().write(line)
         else:
             self.tqdm.write(line, file=sys.stdout)
+            sys.stdout.flush()  # in a log, before what goes to stderr next
 
     def on_train_begin(self, args, state, control, **kwargs):
         super().on_train_begin(args, state, control)
@@ -235,7 +239,7 @@ class ProgressCallback(PrinterCallback):
         try:
             from tqdm.auto import tqdm
             self.training_bar = tqdm(total=state.max_steps, initial=state.global_step, desc="Training",
-                                     dynamic_ncols=True, file=sys.stderr)
+                                     dynamic_ncols=True, file=sys.stdout, disable=None)
         except Exception:  # no tqdm: lines only
             return
         self.tqdm = tqdm

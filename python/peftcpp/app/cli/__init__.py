@@ -3,12 +3,14 @@ fuse, convert, quantize, generate, test, chat, info, clean-output) with
 mlx-lm's option names, plus import-gguf.
 
 Errors are one clear sentence and a non-zero exit code; --debug shows the
-traceback."""
+traceback. What is printed where (results, progress lines and bars, --quiet)
+is console.py's policy."""
 import argparse
 import signal
 import sys
 import threading
 
+from . import console
 from .common import CLIError
 
 __all__ = ["build_parser", "main", "CLIError"]
@@ -30,6 +32,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="peftcpp", description="Parameter-efficient fine-tuning on CPUs: "
                                 "train -> fuse -> convert (GGUF) -> quantize, and try the result")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    p.add_argument("--quiet", action="store_true", help=console.QUIET_HELP)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train.add_parser(sub)
     data.add_parser(sub)
@@ -40,6 +43,7 @@ def build_parser():
     g.add_argument("file", help="the .gguf file")
     g.add_argument("out_dir", help="the folder to write (config.json, model.safetensors, tokenizer files)")
     g.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
+    console.add_quiet_option(g)
     g.set_defaults(func=_import_gguf)
     return p
 
@@ -56,7 +60,10 @@ def _on_sigterm(signum, frame):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # library warnings as one plain line, not Python's "file:line: UserWarning:" form
-    print(f"warning: {message}", file=sys.stderr if file is None else file)
+    if file is None:
+        console.warn(f"warning: {message}")
+    else:
+        print(f"warning: {message}", file=file)
 
 
 def _one_sentence(e):
@@ -85,6 +92,15 @@ def main(argv=None):
     on_main_thread = threading.current_thread() is threading.main_thread()
     old_handler = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
+        with console.command_output(args.quiet):
+            return _run(args)
+    finally:
+        if on_main_thread:  # main() may be called in-process (tests, notebooks)
+            signal.signal(signal.SIGTERM, old_handler)
+
+
+def _run(args):
+    try:
         args.func(args)
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)
@@ -99,7 +115,4 @@ def main(argv=None):
         for line in getattr(e, "details", ()):
             print(f"  {line}", file=sys.stderr)
         return 1
-    finally:
-        if on_main_thread:  # main() may be called in-process (tests, notebooks)
-            signal.signal(signal.SIGTERM, old_handler)
     return 0

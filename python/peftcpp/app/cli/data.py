@@ -1,4 +1,5 @@
 """`peftcpp merge-data DIR... --out DIR`: DonkeyTune's merge-datasets.sh."""
+from . import console
 from .common import CLIError, dataset_error
 from .config import TRAIN_DEFAULTS
 
@@ -15,6 +16,7 @@ def add_parser(sub):
                         f"{TRAIN_DEFAULTS['max_line_bytes']}, 16 MiB)")
     p.add_argument("--max-messages", type=int, default=TRAIN_DEFAULTS["max_messages"],
                    help=f"chat examples with more messages are invalid (default: {TRAIN_DEFAULTS['max_messages']})")
+    console.add_quiet_option(p)
     p.set_defaults(func=run)
     return p
 
@@ -34,6 +36,6 @@ def run(args):
     except ValueError as e:  # a limit below 1
         raise CLIError(str(e).splitlines()[0]) from None
     for split, c in counts.items():
-        print(f"{split}.jsonl: {c['written']} examples written ({c['read']} read, {c['duplicates']} duplicates, "
+        console.info(f"{split}.jsonl: {c['written']} examples written ({c['read']} read, {c['duplicates']} duplicates, "
               f"{c['invalid']} invalid)")
     print(f"Merged {len(args.inputs)} dataset(s) into {args.out}")

@@ -2,8 +2,8 @@
 Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
 `peftcpp export-adapter` (the adapter alone, for llama.cpp's --lora)."""
 import os
-import sys
 
+from . import console
 from .common import (TRAIN_RECORD, CLIError, adapter_base, adapter_config, check_adapter_dir, check_finished,
                      read_record)
 
@@ -16,6 +16,7 @@ def quant_types():
 def add_parsers(sub):
     f = sub.add_parser("fuse", help="merge the adapter into its base model (a Hugging Face folder)")
     _fuse_args(f)
+    console.add_quiet_option(f)
     f.set_defaults(func=run_fuse)
     c = sub.add_parser("convert", help="fuse, then write GGUF f16 and a quantized GGUF with an Ollama Modelfile")
     _fuse_args(c)
@@ -25,11 +26,13 @@ def add_parsers(sub):
                    help="file name stem (default: the base model's name, as <Model>-finetuned-<TYPE>.gguf)")
     c.add_argument("--system-prompt", default=None,
                    help="the Modelfile's SYSTEM (default: the system prompt the adapter was trained with; '' for none)")
+    console.add_quiet_option(c)
     c.set_defaults(func=run_convert)
     q = sub.add_parser("quantize", help="quantize a GGUF file (llama-quantize)")
     q.add_argument("input", metavar="IN", help="GGUF file (f16 / bf16 / f32)")
     q.add_argument("output", metavar="OUT", help="GGUF file to write")
     q.add_argument("type", metavar="TYPE", help="quantization type, e.g. Q4_K_M, Q5_K_M, Q8_0")
+    console.add_quiet_option(q)
     q.set_defaults(func=run_quantize)
     e = sub.add_parser("export-adapter", help="write the LoRA adapter as a GGUF adapter (llama.cpp --lora)")
     e.add_argument("--model", default=None, help="base model (default: the one the adapter was trained on)")
@@ -38,6 +41,7 @@ def add_parsers(sub):
                    help="GGUF file to write (default: output/gguf/<Model>-finetuned-lora-<outtype>.gguf)")
     e.add_argument("--outtype", default="f32", choices=["f32", "f16", "bf16", "q8_0"],
                    help="tensor type of lora_a/lora_b (default: f32, as llama.cpp's converter)")
+    console.add_quiet_option(e)
     e.set_defaults(func=run_export_adapter)
 
 
@@ -132,12 +136,12 @@ def _convert(args):
     from ... import gguf
     os.makedirs(args.gguf_dir, exist_ok=True)
     f16 = os.path.join(args.gguf_dir, f"{stem}-finetuned-f16.gguf")
-    gguf.convert(source, f16, outtype="f16", progress=sys.stderr.isatty())
+    gguf.convert(source, f16, outtype="f16", progress=console.tensor_progress("GGUF f16"))
     print(f"Wrote {f16} ({os.path.getsize(f16) / 1e6:.1f} MB)")
     out = f16
     if qt != "F16":
         out = os.path.join(args.gguf_dir, f"{stem}-finetuned-{qt}.gguf")
-        gguf.quantize(f16, out, qt, progress=sys.stderr.isatty())
+        gguf.quantize(f16, out, qt, progress=console.tensor_progress(f"quantize {qt}"))
         print(f"Wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
     modelfile = os.path.join(args.gguf_dir, "Modelfile")
     gguf.write_modelfile(out, out_path=modelfile, system=system)
@@ -149,7 +153,7 @@ def run_quantize(args):
     if not os.path.isfile(args.input):
         raise CLIError(f"GGUF file not found: {args.input}")
     from ... import gguf
-    gguf.quantize(args.input, args.output, qt, progress=sys.stderr.isatty())
+    gguf.quantize(args.input, args.output, qt, progress=console.tensor_progress(f"quantize {qt}"))
     print(f"Wrote {args.output} ({qt}, {os.path.getsize(args.output) / 1e6:.1f} MB)")
 
 
@@ -171,5 +175,6 @@ def run_export_adapter(args):
     out = args.out or os.path.join("output", "gguf", f"{stem}-finetuned-lora-{args.outtype}.gguf")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     from ... import gguf
-    gguf.export_adapter(d, out, base_model=base, outtype=args.outtype)
+    gguf.export_adapter(d, out, base_model=base, outtype=args.outtype,
+                        progress=console.tensor_progress(f"GGUF adapter {args.outtype}"))
     print(f"Wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): llama-cli -m <base>.gguf --lora {out}")

@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+from . import console
 from .common import (ADAPTER_CONFIG, TRAIN_RECORD, CLIError, is_full_model_dir, load_for_inference,
                      read_record, run_status)
 
@@ -35,6 +36,7 @@ def add_parsers(sub):
     g = sub.add_parser("generate", help="answer one prompt")
     g.add_argument("--prompt", "-p", required=True, help="the prompt ('-' reads stdin)")
     _common(g)
+    console.add_quiet_option(g)
     g.set_defaults(func=run_generate)
     t = sub.add_parser("test", help="answer three test prompts (DonkeyTune's test), or --prompt")
     t.add_argument("--prompt", "-p", action="append", default=None,
@@ -43,6 +45,7 @@ def add_parsers(sub):
                    help="take the prompts from DIR/valid.jsonl (default: the ones recorded when the adapter was "
                         "trained)")
     _common(t, adapter_default="output/adapters")
+    console.add_quiet_option(t)
     t.set_defaults(func=run_test)
     c = sub.add_parser("chat", help="interactive chat (exit with 'exit' or Ctrl-D)")
     _common(c)
@@ -163,9 +166,9 @@ def _messages(system, prompt):
 
 
 def _footer(n_prompt, p_tps, n_gen, g_tps):
-    print("==========")
-    print(f"Prompt: {n_prompt} tokens, {p_tps:.3f} tokens-per-sec")
-    print(f"Generation: {n_gen} tokens, {g_tps:.3f} tokens-per-sec")
+    console.info("==========")
+    console.info(f"Prompt: {n_prompt} tokens, {p_tps:.3f} tokens-per-sec")
+    console.info(f"Generation: {n_gen} tokens, {g_tps:.3f} tokens-per-sec")
 
 
 def run_generate(args):
@@ -234,7 +237,7 @@ def run_test(args):
         check_prompt(p, "--prompt" if len(args.prompt) == 1 else f"--prompt (number {i})")
     prompts = args.prompt or test_prompts(args.adapter_path if args.gguf is None else None, args.data)
     model, tok, what, system = _load(args)
-    print(f"Model: {what}")
+    console.info(f"Model: {what}")
     for i, prompt in enumerate(prompts, 1):
         print(f"\n--- Prompt {i}/{len(prompts)}: {prompt}")
         text, n_prompt, p_tps, n_gen, g_tps = answer(model, tok, _messages(system, prompt), args)

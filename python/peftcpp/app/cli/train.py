@@ -5,6 +5,7 @@ import datetime
 import os
 import sys
 
+from . import console
 from .common import ADAPTER_WEIGHTS, TRAIN_RECORD, CLIError, dataset_error, load_base, model_label, read_record
 from .config import TRAIN_DEFAULTS, resolve_train_settings
 
@@ -62,6 +63,7 @@ def add_parser(sub):
                    help="continue the interrupted run in --adapter-path exactly (optimizer, schedule, data order)")
     p.add_argument("-c", "--config", dest="config", default=None,
                    help="YAML file with the same keys (command line wins)")
+    console.add_quiet_option(p)
     p.set_defaults(func=run)
     return p
 
@@ -158,7 +160,7 @@ def _load_resume_weights(model, path):
     except ValueError as e:
         raise CLIError(f"--resume-from {path} does not fit this model and these LoRA settings (same --model, "
                        f"--rank and --num-layers as its training?): {e}") from None
-    print(f"Loaded the adapter weights of {f} (new optimizer and schedule)")
+    console.info(f"Loaded the adapter weights of {f} (new optimizer and schedule)")
 
 
 def run(args):
@@ -200,7 +202,7 @@ def _train(s):
     except DatasetError as e:
         raise dataset_error(e, s["skip_invalid"]) from None
 
-    print(f"Loading {model_label(s['model'])}", flush=True)
+    console.info(f"Loading {model_label(s['model'])}")
     full = s["fine_tune_type"] == "full"
     model, tok = load_base(s["model"], dtype="float32" if full else None)
     import warnings
@@ -218,7 +220,7 @@ def _train(s):
             print(f"warning: {w.message}", file=sys.stderr)
     train_ds, valid_ds = ds["train"], ds.get("validation")
     skipped = train_ds.num_skipped + (valid_ds.num_skipped if valid_ds is not None else 0)
-    print(f"Dataset {data}: {len(train_ds)} train, {len(valid_ds) if valid_ds is not None else 0} validation "
+    console.info(f"Dataset {data}: {len(train_ds)} train, {len(valid_ds) if valid_ds is not None else 0} validation "
           f"examples ({train_ds.format})" + (f"; skipped {skipped} invalid line(s)" if skipped else ""))
     if s["val_batches"] != -1 and valid_ds is not None:
         keep = s["val_batches"] * s["batch_size"]
@@ -253,13 +255,13 @@ def _train(s):
 
     trainable = sum(p.numel() for p in train_model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in train_model.parameters())
-    print(f"Trainable parameters: {100 * trainable / max(total, 1):.3f}% ({trainable / 1e6:.3f}M/"
+    console.info(f"Trainable parameters: {100 * trainable / max(total, 1):.3f}% ({trainable / 1e6:.3f}M/"
           f"{total / 1e6:.3f}M)")
 
     seq = min(max(train_ds.lengths), s["max_seq_length"])
     est = memory.estimate(train_model, s["batch_size"], seq, s["grad_checkpoint"])
     line, warn = memory.report(est, memory.mem_available(), s["fine_tune_type"])
-    print(line + f" for batch {s['batch_size']} x {seq} tokens")
+    console.info(line + f" for batch {s['batch_size']} x {seq} tokens")
     if warn:
         print(warn, file=sys.stderr)
 
@@ -270,9 +272,12 @@ def _train(s):
         eval_strategy="steps" if valid_ds is not None else "no", eval_steps=s["steps_per_eval"],
         save_strategy="steps", save_steps=s["save_every"], save_total_limit=2, seed=s["seed"],
         gradient_checkpointing=s["grad_checkpoint"], group_by_length=s["group_by_length"],
-        disable_tqdm=not sys.stderr.isatty(), report_to="none")
+        disable_tqdm=not console.bars(), report_to="none")
     trainer = Trainer(model=train_model, args=targs, train_dataset=train_ds, eval_dataset=valid_ds,
                       processing_class=tok)
+    if console.is_quiet():
+        from ...trainer import PrinterCallback
+        trainer.remove_callback(PrinterCallback)  # transformers' way to silence the log lines
     system_prompt = _system_prompt(train_ds.raw)
     base_name = getattr(model, "name_or_path", None)
     common = dict(base_model=base_name, fine_tune_type=s["fine_tune_type"], rank=s["rank"], scale=s["scale"],
@@ -283,7 +288,7 @@ def _train(s):
         import shutil
         shutil.rmtree(ckpt_dir)  # a previous run's checkpoints would be mistaken for this run's by --resume
     _write_record(adapter_path, _record(s, "running", **common))
-    print(f"Starting training..., iters: {s['iters']}" + (" (resuming)" if s["resume"] else ""), flush=True)
+    console.info(f"Starting training..., iters: {s['iters']}" + (" (resuming)" if s["resume"] else ""))
     try:
         out = trainer.train(resume_from_checkpoint=True if s["resume"] else None)
         trainer.save_model(adapter_path)
