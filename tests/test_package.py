@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import peftcpp
 
 
@@ -36,6 +38,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     for section in ("== 1.", "== 2.", "== 3.", "== 4."):
         assert section in out
+    step1 = out[out.index("== 1."):out.index("== 2.")]  # the base model's answers shown as they come
+    assert step1.count("[base model, ") == 3 and step1.count("\nQ: ") == 3
     gg = tmp_path / "output" / "gguf"
     names = sorted(os.listdir(gg))
     assert "Modelfile" in names and any(n.endswith("-f16.gguf") for n in names) and \
@@ -95,18 +99,109 @@ def test_atomic_write_and_folder_keep_the_old_version_on_failure(tmp_path):
 
 
 def test_packaging_declares_what_the_makefile_installs():
-    """pyproject.toml's dependencies and `test` extra are the Makefile's PY_RUNTIME and PY_TEST, so
-    `pip install .[test]` gives what `make setup` gives."""
+    """pyproject.toml is the one list of what is installed: `make setup` installs the package with its
+    runtime dependencies (`pip install .`), `make setup-test` with its test extra (`pip install .[test]`);
+    the runtime needs none of the oracles."""
     import re
     import tomllib
     root = os.path.join(os.path.dirname(__file__), "..")
     with open(os.path.join(root, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["project"]
     with open(os.path.join(root, "Makefile"), encoding="utf-8") as f:
-        make = dict(re.findall(r"^(PY_RUNTIME|PY_TEST) = (.*)$", f.read(), re.M))
+        make = f.read()
+
+    def recipe(target):
+        m = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n|\t.*\\\n(?:.*\\\n)*.*\n)+)", make, re.M)
+        assert m, target
+        return m.group(1)
+
+    assert re.search(r"\$\(PIP\) install -q --no-build-isolation \.$", recipe("$(VENV)/.peftcpp-runtime"), re.M)
+    assert '$(PIP) install -q --no-build-isolation ".[test]"' in recipe("$(VENV)/.peftcpp-test")
+    assert re.search(r"^setup: .*\$\(VENV\)/\.peftcpp-runtime", make, re.M)
+    assert re.search(r"^setup-test: .*\$\(VENV\)/\.peftcpp-test", make, re.M)
+    assert re.search(r"^demo: setup$", make, re.M) and re.search(r"^test: setup-test ", make, re.M)
+    assert not re.search(r"^PY_(RUNTIME|TEST) =", make, re.M)  # no second list to drift apart
 
     def names(reqs):
-        return sorted(re.split(r"[<>=\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs)
-    assert names(project["dependencies"]) == names(make["PY_RUNTIME"].split())
-    assert names(project["optional-dependencies"]["test"]) == names(make["PY_TEST"].split())
-    assert "torch==2.13.0" in project["optional-dependencies"]["test"]  # other versions download gigabytes
+        return {re.split(r"[<>=\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+    runtime, test = names(project["dependencies"]), project["optional-dependencies"]["test"]
+    assert runtime == {"numpy", "huggingface-hub", "tokenizers", "jinja2", "safetensors", "tqdm", "matplotlib",
+                       "pyyaml"}
+    assert {"torch", "transformers", "peft", "gguf", "llama-cpp-python", "pytest"} <= names(test)
+    assert not runtime & names(test)
+    assert "torch==2.13.0" in test  # other versions download gigabytes
+    pin = re.search(r"^LLAMA_CPP_PYTHON = (\S+)$", make, re.M).group(1)
+    assert pin in test  # the Makefile's compile is what `pip install .[test]` finds installed
+
+
+# imported by none of peftcpp: the test and benchmark oracles of pyproject's test extra
+ORACLES = ("torch", "transformers", "peft", "gguf", "llama_cpp", "accelerate", "pytest", "atheris", "bitsandbytes",
+           "pybind11_stubgen")
+
+_WITHOUT_ORACLES = """
+import sys
+ORACLES = set(%r)
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ORACLES:
+            raise ModuleNotFoundError(f"No module named {name!r} (a test oracle; the runtime must not need it)",
+                                      name=name)
+        return None
+sys.meta_path.insert(0, Block())
+from peftcpp.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_pipeline_runs_with_the_runtime_dependencies_only(tmp_path):
+    """What `make setup` / `pip install .` installs is enough for the whole pipeline: train -> convert
+    (GGUF + quantized + Modelfile) -> test on a tiny model, with every test oracle made unimportable."""
+    from test_cli import cli_env, make_dataset, make_tiny_model, ok, FAST
+    model = make_tiny_model(tmp_path / "model", layers=2)
+    data = make_dataset(tmp_path / "data", n_train=8, n_valid=4)
+    driver = tmp_path / "without_oracles.py"
+    driver.write_text(_WITHOUT_ORACLES % (ORACLES,))
+
+    def run(*args):
+        return ok(subprocess.run([sys.executable, str(driver), *map(str, args)], capture_output=True, text=True,
+                                 env=cli_env(), cwd=tmp_path, timeout=600))
+    adapter, gguf_dir = tmp_path / "adapter", tmp_path / "gguf"
+    run("train", "--model", model, "--data", data, "--iters", 2, "--num-layers", 1, "--rank", 4,
+        "--adapter-path", adapter, *FAST)
+    run("convert", "--adapter-path", adapter, "--save-path", tmp_path / "fused", "--gguf-dir", gguf_dir,
+        "--quantize", "Q8_0")
+    assert sorted(p.name for p in gguf_dir.iterdir() if p.suffix == ".gguf") == \
+        ["model-finetuned-Q8_0.gguf", "model-finetuned-f16.gguf"]
+    out = run("test", "--adapter-path", adapter, "--prompt", "Hi", "--max-tokens", 3)
+    assert "Hi" in out
+    # the driver does block them
+    blocked = subprocess.run([sys.executable, "-c", _WITHOUT_ORACLES.split("from peftcpp")[0] % (ORACLES,)
+                              + "import torch"], capture_output=True, text=True, env=cli_env())
+    assert blocked.returncode == 1 and "a test oracle" in blocked.stderr
+
+
+@pytest.mark.slow
+def test_pip_install_into_a_new_venv_gives_a_working_command(tmp_path):
+    """`pip install .` in a new virtual environment: a working `peftcpp` command and `import peftcpp`,
+    with the runtime dependencies only (builds the C++ engine: minutes)."""
+    import shutil
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):  # the checkout's files, without its build folders
+        if os.path.isfile(os.path.join(root, rel)):
+            os.makedirs(src / os.path.dirname(rel), exist_ok=True)
+            shutil.copy2(os.path.join(root, rel), src / rel)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    res = subprocess.run([py, "-m", "pip", "install", "-q", str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PEFTCPP_CORE_DIR")}
+    help_ = subprocess.run([str(venv / "bin" / "peftcpp"), "--help"], capture_output=True, text=True, env=env)
+    assert help_.returncode == 0 and "train" in help_.stdout and "convert" in help_.stdout
+    code = ("import importlib.util, peftcpp; print(peftcpp.tensor([1.0, 2.0]).sum().item()); "
+            f"print([m for m in {ORACLES!r} if importlib.util.find_spec(m)])")
+    out = subprocess.run([py, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3.0", "[]"]

@@ -1,5 +1,5 @@
 """Writes the type stub of the native module, python/peftcpp/_core.pyi, with
-pybind11-stubgen (pinned in the Makefile's PY_BUILD).
+pybind11-stubgen (pinned in pyproject.toml's test extra, with pybind11 pinned in the Makefile's PY_BUILD).
 
     python tools/gen_core_stub.py                        # the built module -> python/peftcpp/_core.pyi
     python tools/gen_core_stub.py --core-dir build/dev   # a CMake build's module

@@ -46,7 +46,8 @@ def style_score(text):
     return sum(m in text for m in STYLE_MARKERS)
 
 
-def ask(model, tok, system, questions, max_tokens):
+def ask(model, tok, system, questions, max_tokens, show=None):
+    """Greedy answers; ``show(question, answer)`` is called as each one is ready."""
     from .cli.generate import answer
     args = argparse.Namespace(max_tokens=max_tokens, temp=0.0, top_p=1.0, top_k=0, seed=None,
                               ignore_chat_template=False)
@@ -54,6 +55,8 @@ def ask(model, tok, system, questions, max_tokens):
     for q in questions:
         msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q}]
         out.append(answer(model, tok, msgs, args)[0].strip())
+        if show is not None:
+            show(q, out[-1])
     return out
 
 
@@ -91,7 +94,10 @@ def _demo(args):
     from .default_model import default_model_path
     base = peftcpp.AutoModelForCausalLM.from_pretrained(default_model_path())
     tok = peftcpp.AutoTokenizer.from_pretrained(base.name_or_path)
-    before = ask(base, tok, system, questions, args.max_tokens)
+
+    def show(q, a):  # the first answers as soon as they exist: a newcomer sees the model work at once
+        print(f"\nQ: {q}\n[base model, {time.perf_counter() - t0:.0f} s after the start]\n{a}", flush=True)
+    before = ask(base, tok, system, questions, args.max_tokens, show)
     del base
 
     print("\n== 2. LoRA fine-tuning on the dataset ==", flush=True)
