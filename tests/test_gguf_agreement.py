@@ -17,7 +17,8 @@ import peftcpp
 from peftcpp import gguf
 from peftcpp.app.cli import main
 from peftcpp.export import fuse
-from peftcpp.export.agreement import DEFAULT_THRESHOLD, gguf_agreement, logit_agreement, report_warning
+from peftcpp.export.agreement import (DEFAULT_THRESHOLD, check_gguf_tokenizer, gguf_agreement, logit_agreement,
+                                      report_warning)
 from peftcpp.peft import LoraConfig, PeftModel, get_peft_model
 from test_cli import make_tiny_model, ok, run_cli
 
@@ -185,6 +186,23 @@ def test_a_gguf_peftcpp_cannot_read_back_is_refused_before_any_work(tiny, tmp_pa
         gguf_agreement(None, tok, path, conversations())  # no reference model: none is touched before the check
 
 
+def test_every_token_the_trained_model_stopped_with_must_stop_the_file(tiny):
+    tok = peftcpp.AutoTokenizer.from_pretrained(tiny["base"])
+    meta = {"tokenizer.ggml.tokens": [tok.convert_ids_to_tokens(i) for i in range(len(tok))],
+            "tokenizer.ggml.eos_token_id": 2, "tokenizer.chat_template": tok.chat_template}
+    assert check_gguf_tokenizer(tok, meta, "m.gguf", stopped_with=[2])["problems"] == []
+    # answers that ended with <|endoftext|> (a generation_config eos): the file stops only at <|im_end|>
+    got = check_gguf_tokenizer(tok, meta, "m.gguf", stopped_with=[0, 2, 0])
+    assert got["problems"] == ["m.gguf: the trained model ends its answers with '<|endoftext|>' (id 0), which the "
+                               "file does not stop at (eos 2, eot None)"] and got["stopped_with"] == [0, 2]
+    meta["tokenizer.ggml.eot_token_id"] = 0  # an end-of-turn token stops llama.cpp and Ollama too
+    assert check_gguf_tokenizer(tok, meta, "m.gguf", stopped_with=[0, 2])["problems"] == []
+    del meta["tokenizer.ggml.eos_token_id"], meta["tokenizer.chat_template"]
+    assert check_gguf_tokenizer(tok, meta, "m.gguf")["problems"] == [
+        "m.gguf has no tokenizer.chat_template; the adapter was trained with one",
+        "m.gguf has no tokenizer.ggml.eos_token_id; the trained tokenizer's eos is '<|im_end|>' (id 2)"]
+
+
 # ---------------------------------------------------------- the command line
 
 def test_convert_writes_a_passing_report(tiny, tmp_path):
@@ -194,6 +212,10 @@ def test_convert_writes_a_passing_report(tiny, tmp_path):
     assert r["gguf"] == final and r["file_type"] == "Q8_0" and r["passed"] and r["problems"] == []
     assert r["top1_agreement"] >= DEFAULT_THRESHOLD and r["threshold"] == DEFAULT_THRESHOLD
     assert [p["prompt"] for p in r["per_prompt"]] == PROMPTS and r["system_prompt"] == SYSTEM
+    # the file stops where the trained model stops, with the template it was trained with
+    assert r["tokenizer"]["chat_template_match"] and all(p["prompt_tokens_match"] for p in r["per_prompt"])
+    assert r["tokenizer"]["eos"] == {"gguf": 2, "gguf_token": "<|im_end|>", "trained": 2,
+                                     "trained_token": "<|im_end|>"}
     assert r["reference"] == f"{tiny['base']} + adapter {tiny['good']}" and r["max_new_tokens"] == 12
     assert f"Agreement: top-1 {r['top1_agreement']:.3f} over {r['answer_tokens']} answer tokens" in out
     assert f"(the base model without the adapter: top-1 {r['base_top1_agreement']:.3f}, mean KL" in out

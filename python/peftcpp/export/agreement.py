@@ -24,13 +24,15 @@ file's tokenizer turns each prompt into the reference's token ids.
 """
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
 
 import numpy as np
 
-from .._tensor import no_grad
+from .._tensor import empty_cache, no_grad
+from ..nn import Module
 from ..gguf import GGUFFile, GGUFImportError, import_gguf
 from ..gguf.import_model import SUPPORTED_ARCHS as READABLE_ARCHS
 from ..gguf.file_quantization import FILE_TYPES
@@ -169,16 +171,17 @@ def _load_gguf(gguf_path, work_dir):
 
 
 def _reference_side(model, prompts, max_new_tokens, stops):
-    """(answers, reference logits, base-alone logits or None) per prompt."""
+    """(answers, reference logits, (top-1, KL) of the base alone or None) per prompt."""
     was_training = model.training
     model.eval()
     try:
         answers = _greedy_answers(model, prompts, max_new_tokens, stops)
+        empty_cache()  # the batch's KV cache: the engine would keep its blocks for reuse
         ref = [_answer_logits(model, p, a) for p, a in zip(prompts, answers)]
         base = None
         if hasattr(model, "disable_adapter"):  # what a GGUF that lost the adapter would score
             with model.disable_adapter():
-                base = [_answer_logits(model, p, a) for p, a in zip(prompts, answers)]
+                base = [logit_agreement(r, _answer_logits(model, p, a)) for r, p, a in zip(ref, prompts, answers)]
     finally:
         model.train(was_training)
     return answers, ref, base
@@ -216,7 +219,9 @@ def gguf_agreement(reference_model, tokenizer, gguf_path, conversations, max_new
                    threshold=DEFAULT_THRESHOLD, work_dir=None):
     """The agreement report (a JSON-ready dict) of the GGUF file
     ``gguf_path`` against ``reference_model`` (with ``tokenizer``, the one it
-    was trained with) on ``conversations`` (lists of {"role", "content"},
+    was trained with; or a function returning that model, which is then
+    released before the file is read: one model in memory at a time, not
+    two) on ``conversations`` (lists of {"role", "content"},
     each answered after a generation prompt). ``passed`` is False when the
     top-1 agreement is below ``threshold`` or the file's tokenizer side
     differs (``problems`` says what). The file is read back into a temporary
@@ -238,8 +243,13 @@ def gguf_agreement(reference_model, tokenizer, gguf_path, conversations, max_new
     for i, p in enumerate(prompts):
         if not p:
             raise ValueError(f"gguf_agreement: conversation {i + 1} gives no prompt tokens")
-    stops = _stop_ids(reference_model, tokenizer)
-    answers, ref_logits, base_logits = _reference_side(reference_model, prompts, max_new_tokens, stops)
+    model = reference_model() if callable(reference_model) and not isinstance(reference_model, Module) else \
+        reference_model
+    stops = _stop_ids(model, tokenizer)
+    answers, ref_logits, base_pairs = _reference_side(model, prompts, max_new_tokens, stops)
+    del model  # a model loaded here is released before the file is read, with the blocks the engine kept
+    gc.collect()
+    empty_cache()
     rows, file_problems = _gguf_side(gguf_path, work_dir, tokenizer, conversations, prompts, answers, ref_logits)
     top1 = np.concatenate([t for _, t, _ in rows])
     kl = np.concatenate([k for _, _, k in rows])
@@ -253,11 +263,10 @@ def gguf_agreement(reference_model, tokenizer, gguf_path, conversations, max_new
               "threshold": float(threshold), "prompts": len(rows), "answer_tokens": int(top1.size),
               "max_new_tokens": int(max_new_tokens), "base_top1_agreement": None, "base_mean_kl": None,
               "tokenizer": tok_check, "problems": problems, "notes": [], "per_prompt": [r for r, _, _ in rows]}
-    if base_logits is not None:
-        pairs = [logit_agreement(r, b) for r, b in zip(ref_logits, base_logits)]
-        base_top1 = float(np.concatenate([t for t, _ in pairs]).mean())
+    if base_pairs is not None:
+        base_top1 = float(np.concatenate([t for t, _ in base_pairs]).mean())
         report.update(base_top1_agreement=base_top1,
-                      base_mean_kl=_number(np.concatenate([k for _, k in pairs]).mean()))
+                      base_mean_kl=_number(np.concatenate([k for _, k in base_pairs]).mean()))
         if base_top1 >= threshold:
             report["notes"].append(f"the base model alone agrees {base_top1:.3f} with base + adapter: the adapter "
                                    "changes too few answer tokens for this check to tell a lost adapter from a kept "

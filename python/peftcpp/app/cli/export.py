@@ -109,14 +109,18 @@ def _agreement_report(args, gguf_file, adapter_dir):
     prompts = _report_prompts(args, adapter_dir)
     system = read_record(adapter_dir).get("system_prompt")
     system = system if isinstance(system, str) and system else None
+    import gc
+    gc.collect()  # the merged model of the fuse step (modules refer to each other) goes before the reference comes
     model, tok, base = load_adapter_model(adapter_dir, args.model)
     reference = f"{model_label(base)} + adapter {adapter_dir}" if base != adapter_dir else adapter_dir
     print(f"Checking {gguf_file} against {reference} on {len(prompts)} prompt{'s' if len(prompts) > 1 else ''}...",
           flush=True)
     conversations = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
                      for p in prompts]
+    held = [model]  # handed over as a loader: the reference is freed before the GGUF is read (half the peak)
+    del model
     try:
-        report = gguf_agreement(model, tok, gguf_file, conversations, max_new_tokens=args.report_max_tokens,
+        report = gguf_agreement(held.pop, tok, gguf_file, conversations, max_new_tokens=args.report_max_tokens,
                                 threshold=args.report_threshold, work_dir=args.gguf_dir)
     except GGUFImportError as e:  # an architecture peftcpp writes but does not read (gpt2, phi3, smollm3)
         print(f"warning: no agreement report: {e}", file=sys.stderr)
