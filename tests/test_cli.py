@@ -221,6 +221,8 @@ def test_full_fine_tune_writes_a_model(tiny, tmp_path):
     ok(run_cli("convert", "--adapter-path", tmp_path / "f", "--quantize", "Q8_0", "--gguf-dir", tmp_path / "g"))
     ggufs = sorted(os.listdir(tmp_path / "g"))
     assert [g for g in ggufs if g.endswith(".gguf")] and "Modelfile" in ggufs
+    report = json.load(open(tmp_path / "g" / "report.json"))  # the whole model is the reference
+    assert report["reference"] == str(tmp_path / "f") and report["passed"], report["problems"]
 
 
 # ------------------------------------------------------- data and info
@@ -426,6 +428,8 @@ def test_pipeline_on_the_default_model(tmp_path):
     f16, q4 = gg / "SmolLM2-135M-Instruct-finetuned-f16.gguf", gg / "SmolLM2-135M-Instruct-finetuned-Q4_K_M.gguf"
     assert f16.is_file() and q4.is_file() and (gg / "Modelfile").is_file()
     assert q4.stat().st_size < 0.5 * f16.stat().st_size
+    report = json.load(open(gg / "report.json"))  # the Q4_K_M file against base + adapter, real weights
+    assert report["gguf"] == str(q4) and report["passed"] and report["prompts"] == 2, report["problems"]
     ok(run_cli("quantize", f16, gg / "q8.gguf", "Q8_0", cwd=tmp_path))
     assert q4.stat().st_size < (gg / "q8.gguf").stat().st_size < f16.stat().st_size
     out = ok(run_cli("generate", "--gguf", q4, "--prompt", "How often should I water a snake plant?",

@@ -225,9 +225,10 @@ def odd_template_adapter(tiny):
     return str(adapter)
 
 
-def convert_argv(tiny, tmp_path, adapter=None, *more):
+def convert_argv(tiny, tmp_path, adapter=None, *more, report=False):
+    """(the agreement report has its own tests: here only where its lines go)"""
     return peftcpp("convert", "--adapter-path", adapter or tiny["adapter"], "--save-path", tmp_path / "fused",
-                   "--gguf-dir", tmp_path / "gguf", "--quantize", "Q8_0", *more)
+                   "--gguf-dir", tmp_path / "gguf", "--quantize", "Q8_0", *more, *([] if report else ["--no-report"]))
 
 
 def test_convert_on_a_terminal_draws_its_bars_between_whole_lines(tiny, tmp_path):
@@ -263,10 +264,11 @@ def test_convert_into_a_log_file_keeps_the_order_of_stdout_and_stderr(tiny, odd_
 
 
 def test_convert_and_quantize_quiet_print_the_files_written(tiny, tmp_path):
-    rc, tty, out, err = run_on_terminal(convert_argv(tiny, tmp_path, None, "--quiet"), stdout_tty=True)
+    rc, tty, out, err = run_on_terminal(convert_argv(tiny, tmp_path, None, "--quiet", report=True), stdout_tty=True)
     assert rc == 0, (tty, err)
-    lines = screen(tty)
-    assert [line.split()[0] for line in lines] == ["Fused", "Wrote", "Wrote", "Wrote"], lines
+    lines = [line for line in screen(tty) if not line.startswith("Note: ")]  # whether a note comes depends on the run
+    assert [line.split()[0] for line in lines] == ["Fused", "Wrote", "Wrote", "Wrote", "Agreement:", "Wrote"], lines
+    assert lines[-1].endswith("report.json")
     f16 = next(p for p in os.listdir(tmp_path / "gguf") if p.endswith("-f16.gguf"))
     out_file = tmp_path / "q.gguf"
     rc, tty, out, err = run_on_terminal(peftcpp("--quiet", "quantize", tmp_path / "gguf" / f16, out_file, "Q8_0"))

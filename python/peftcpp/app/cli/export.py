@@ -1,11 +1,16 @@
 """`peftcpp fuse`, `peftcpp convert` (fuse + GGUF f16 + quantize + Ollama
-Modelfile: DonkeyTune's convert-to-gguf.sh), `peftcpp quantize` and
+Modelfile: DonkeyTune's convert-to-gguf.sh, then the agreement report of the
+final GGUF against base + adapter: report.json), `peftcpp quantize` and
 `peftcpp export-adapter` (the adapter alone, for llama.cpp's --lora)."""
 import os
 
 from . import console
 from .common import (TRAIN_RECORD, CLIError, adapter_base, adapter_config, check_adapter_dir, check_finished,
                      read_record)
+
+REPORT_PROMPTS = 8  # the agreement report's prompts; `peftcpp train` records as many validation prompts
+REPORT_FILE = "report.json"  # in --gguf-dir
+
 
 def quant_types():
     """llama-quantize's names for the file types peftcpp writes."""
@@ -26,6 +31,7 @@ def add_parsers(sub):
                    help="file name stem (default: the base model's name, as <Model>-finetuned-<TYPE>.gguf)")
     c.add_argument("--system-prompt", default=None,
                    help="the Modelfile's SYSTEM (default: the system prompt the adapter was trained with; '' for none)")
+    _report_args(c)
     console.add_quiet_option(c)
     c.set_defaults(func=run_convert)
     q = sub.add_parser("quantize", help="quantize a GGUF file (llama-quantize)")
@@ -50,6 +56,100 @@ def _fuse_args(p):
     p.add_argument("--adapter-path", default="output/adapters", help="adapter folder (default: output/adapters)")
     p.add_argument("--save-path", default="output/fused_model", help="fused model folder (default: "
                                                                        "output/fused_model)")
+
+
+def _report_args(p):
+    from ...export.agreement import DEFAULT_THRESHOLD
+    p.add_argument("--report-prompts", type=int, default=REPORT_PROMPTS, metavar="N",
+                   help="prompts the agreement report answers: the validation prompts recorded at training "
+                        f"(up to {REPORT_PROMPTS}), else built-in ones (default: {REPORT_PROMPTS})")
+    p.add_argument("--report-data", default=None, metavar="DIR",
+                   help="take the agreement report's prompts from DIR/valid.jsonl instead")
+    p.add_argument("--report-max-tokens", type=int, default=64, metavar="N",
+                   help="longest answer the agreement report compares, in tokens (default: 64)")
+    p.add_argument("--report-threshold", type=float, default=DEFAULT_THRESHOLD, metavar="X",
+                   help="top-1 agreement below which the GGUF is flagged with a warning "
+                        f"(default: {DEFAULT_THRESHOLD})")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the agreement report (<--gguf-dir>/report.json)")
+
+
+def _check_report_args(args):
+    """The report's options, checked before any work."""
+    if args.no_report:
+        return
+    if args.report_prompts < 1:
+        raise CLIError(f"--report-prompts must be at least 1, got {args.report_prompts}")
+    if args.report_max_tokens < 1:
+        raise CLIError(f"--report-max-tokens must be at least 1, got {args.report_max_tokens}")
+    if not 0 <= args.report_threshold <= 1:
+        raise CLIError(f"--report-threshold must be between 0 and 1, got {args.report_threshold}")
+    if args.report_data is not None and not os.path.isfile(os.path.join(args.report_data, "valid.jsonl")):
+        raise CLIError(f"--report-data {args.report_data}: no valid.jsonl there to take the report's prompts from")
+
+
+def _report_prompts(args, adapter_dir):
+    """--report-data's validation prompts, else those recorded at training,
+    else `peftcpp test`'s built-in ones (a data folder named by the record is
+    not followed: the record is a file anyone may have written)."""
+    from .generate import DEFAULT_TEST_PROMPTS, valid_prompts
+    n = args.report_prompts
+    if args.report_data is not None:
+        found = valid_prompts(args.report_data, n)
+    else:
+        recorded = read_record(adapter_dir).get("test_prompts")
+        ok = isinstance(recorded, list) and all(isinstance(p, str) and p.strip() for p in recorded)
+        found = recorded[:n] if ok else []
+    return found or list(DEFAULT_TEST_PROMPTS[:n])
+
+
+def _agreement_report(args, gguf_file, adapter_dir):
+    """report.json beside the GGUF: the file against base + adapter (see
+    peftcpp.export.agreement); a loud warning when it does not pass."""
+    from ...export.agreement import gguf_agreement, report_warning
+    from ...fileio import write_json_atomic
+    from ...gguf import GGUFImportError
+    from .common import load_adapter_model, model_label
+    prompts = _report_prompts(args, adapter_dir)
+    system = read_record(adapter_dir).get("system_prompt")
+    system = system if isinstance(system, str) and system else None
+    import gc
+    gc.collect()  # the merged model of the fuse step (modules refer to each other) goes before the reference comes
+    model, tok, base = load_adapter_model(adapter_dir, args.model)
+    reference = f"{model_label(base)} + adapter {adapter_dir}" if base != adapter_dir else adapter_dir
+    console.info(f"Checking {gguf_file} against {reference} on {len(prompts)} prompt{'s' if len(prompts) > 1 else ''}...")
+    conversations = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+                     for p in prompts]
+    held = [model]  # handed over as a loader: the reference is freed before the GGUF is read (half the peak)
+    del model
+    try:
+        report = gguf_agreement(held.pop, tok, gguf_file, conversations, max_new_tokens=args.report_max_tokens,
+                                threshold=args.report_threshold, work_dir=args.gguf_dir)
+    except GGUFImportError as e:  # an architecture peftcpp writes but does not read (gpt2, phi3, smollm3)
+        console.warn(f"warning: no agreement report: {e}")
+        return
+    except ValueError as e:
+        raise CLIError(f"agreement report of {gguf_file}: {e}") from None
+    report = {"reference": reference, "system_prompt": system, **report}
+    path = os.path.join(args.gguf_dir, REPORT_FILE)
+    write_json_atomic(path, report)
+    verdict = "passed" if report["passed"] else "FLAGGED"
+    print(f"Agreement: top-1 {report['top1_agreement']:.3f} over {report['answer_tokens']} answer tokens, mean KL "
+          f"{_kl(report['mean_kl'])} nats/token, threshold {report['threshold']:.2f}: {verdict} "
+          f"({report['seconds']:.0f} s)")
+    if report["base_top1_agreement"] is not None:
+        console.info(f"  (the base model without the adapter: top-1 {report['base_top1_agreement']:.3f}, mean KL "
+              f"{_kl(report['base_mean_kl'])}: what a GGUF that lost the adapter would score)")
+    for note in report["notes"]:
+        print(f"Note: {note}")
+    print(f"Wrote {path}")
+    warning = report_warning(report, reference)
+    if warning:
+        console.warn(warning)
+
+
+def _kl(value):
+    return "infinite" if value is None else f"{value:.4f}"
 
 
 def quant_type(name):
@@ -121,6 +221,7 @@ def _modelfile_system(args):
 def _convert(args):
     from .common import is_full_model_dir
     qt = quant_type(args.quantize)
+    _check_report_args(args)
     d = check_adapter_dir(args.adapter_path)
     check_finished(d)
     system = _modelfile_system(args)
@@ -135,6 +236,9 @@ def _convert(args):
         source = args.save_path
     from ... import gguf
     os.makedirs(args.gguf_dir, exist_ok=True)
+    report = os.path.join(args.gguf_dir, REPORT_FILE)
+    if os.path.isfile(report):  # it describes the files about to be replaced
+        os.remove(report)
     f16 = os.path.join(args.gguf_dir, f"{stem}-finetuned-f16.gguf")
     gguf.convert(source, f16, outtype="f16", progress=console.tensor_progress("GGUF f16"))
     print(f"Wrote {f16} ({os.path.getsize(f16) / 1e6:.1f} MB)")
@@ -146,6 +250,8 @@ def _convert(args):
     modelfile = os.path.join(args.gguf_dir, "Modelfile")
     gguf.write_modelfile(out, out_path=modelfile, system=system)
     print(f"Wrote {modelfile} (ollama create {stem.lower()}-finetuned -f {modelfile})")
+    if not args.no_report:
+        _agreement_report(args, out, d)
 
 
 def run_quantize(args):

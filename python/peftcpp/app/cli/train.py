@@ -124,8 +124,10 @@ def _system_prompt(raw_examples):
 
 def _test_prompts(data):
     # recorded, so that `peftcpp test` need not follow a data path read from the record
+    # (as many as `peftcpp convert`'s agreement report answers; `peftcpp test` takes the first three)
+    from .export import REPORT_PROMPTS
     from .generate import valid_prompts
-    return valid_prompts(data) if os.path.isfile(os.path.join(data, "valid.jsonl")) else []
+    return valid_prompts(data, REPORT_PROMPTS) if os.path.isfile(os.path.join(data, "valid.jsonl")) else []
 
 
 def _record(s, status, **extra):
