@@ -11,7 +11,7 @@
    questions, prints both answers side by side and whether each answer has
    the dataset's shape ("Leafy here!" ... "- Do:" ... "Happy growing!").
 
-About 5 minutes on 2 cores (measured: 5 min 21 s); --iters and --learning-rate change it.
+5–7 minutes on 2 cores (measured: 5 min 21 s to 7 min 3 s); --iters and --learning-rate change it.
 --quiet (`make demo QUIET=1`) passes --quiet to the commands: no progress bars or lines, the results only.
 """
 import argparse
