@@ -53,6 +53,8 @@ from .trainer import (  # noqa: E402
     DataCollatorForCausalLM,
     DataCollatorForLanguageModeling,
     DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    EvalPrediction,
     Trainer,
     TrainerCallback,
     TrainerControl,
