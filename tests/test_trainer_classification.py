@@ -146,12 +146,49 @@ def test_eval_prediction_and_preprocess_logits(classifier_dir, tmp_path):
         seen["predictions"] = p.predictions
         return {"eval_custom": 1.0, "n": np.int64(len(p.label_ids))}  # an already prefixed name stays
 
+    def collator(features):
+        seen["keys"] = set(features[0])
+        return DataCollatorWithPadding(tok)(features)
+
     tok = tokenizer()
     model = AutoModelForSequenceClassification.from_pretrained(classifier_dir)
     trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4,
                                                           disable_tqdm=True),
-                      eval_dataset=tokenized(tok, examples(6, 3)), processing_class=tok, compute_metrics=metrics,
-                      preprocess_logits_for_metrics=lambda logits, labels: logits.numpy().argmax(-1))
+                      data_collator=collator, eval_dataset=tokenized(tok, examples(6, 3)), processing_class=tok,
+                      compute_metrics=metrics, preprocess_logits_for_metrics=lambda logits, labels:
+                      logits.numpy().argmax(-1))
     m = trainer.evaluate()
     assert m["eval_custom"] == 1.0 and m["eval_n"] == 6 and type(m["eval_n"]) is int
     assert seen["predictions"].shape == (6,)
+    assert seen["keys"] == {"input_ids", "attention_mask", "label"}  # "text" is not a forward argument
+    trainer.args.remove_unused_columns = False
+    trainer.evaluate()
+    assert "text" in seen["keys"]
+
+
+def test_causal_lm_predictions_of_different_widths_are_padded_as_transformers(tmp_path):
+    """compute_metrics / predict on a language model: batches of different
+    sequence lengths are concatenated with -100 padding, as transformers'
+    Trainer.predict returns them."""
+    from peftcpp.models import AutoModelForCausalLM
+    from peftcpp.trainer import default_data_collator
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=30, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1)).save_pretrained(tmp_path / "lm")
+    rng = np.random.default_rng(0)
+    rows = [{"input_ids": ids.tolist(), "labels": ids.tolist()}
+            for t in (5, 5, 7, 7, 4) for ids in [rng.integers(0, 30, size=t)]]
+    ours = Trainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "lm"),
+                   args=TrainingArguments(output_dir=str(tmp_path / "a"), per_device_eval_batch_size=2,
+                                          disable_tqdm=True), data_collator=default_data_collator).predict(rows)
+    hf = transformers.Trainer(
+        model=transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "lm"),
+        args=transformers.TrainingArguments(output_dir=str(tmp_path / "b"), per_device_eval_batch_size=2,
+                                            report_to="none", use_cpu=True),
+        data_collator=transformers.default_data_collator).predict(rows)
+    assert ours.predictions.shape == hf.predictions.shape == (5, 7, 30)
+    assert np.array_equal(ours.label_ids, hf.label_ids)
+    assert np.array_equal(ours.predictions == -100, hf.predictions == -100)
+    assert np.abs(ours.predictions - hf.predictions).max() <= 1e-4 * np.abs(hf.predictions).max()
+    assert ours.metrics["test_loss"] == pytest.approx(hf.metrics["test_loss"], rel=1e-5)
