@@ -5,6 +5,7 @@ loss of config.problem_type. Each architecture file subclasses
 ForSequenceClassification with its backbone; models/auto.py maps model_type
 to it for AutoModelForSequenceClassification."""
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -48,10 +49,19 @@ def last_non_pad_positions(config, input_ids, batch, where):
 _WARNED = set()
 
 
+def _caller_level():
+    """The stacklevel of the first frame outside peftcpp (the user's call),
+    whichever loader led here."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("peftcpp."):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _warn_once(message):
     if message not in _WARNED:
         _WARNED.add(message)
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, stacklevel=_caller_level())
 
 
 class ForSequenceClassification(PreTrainedModel):
@@ -130,7 +140,7 @@ class ForSequenceClassification(PreTrainedModel):
         if unused:
             warnings.warn(f"Some weights of the model checkpoint at {where} were not used when initializing "
                           f"{type(self).__name__}: {unused} (the language-model head of a causal LM checkpoint)",
-                          stacklevel=4)
+                          stacklevel=_caller_level())
         if fresh:
             load_dtype = dtype or next((t.dtype for k, t in tensors.items() if k not in skip
                                         and t.dtype.is_floating_point), float32)
@@ -140,7 +150,7 @@ class ForSequenceClassification(PreTrainedModel):
             warnings.warn(f"Some weights of {type(self).__name__} were not initialized from the model checkpoint at "
                           f"{where} and are newly initialized: ['{HEAD}']{shapes}. You should probably TRAIN this "
                           "model on a down-stream task to be able to use it for predictions and inference.",
-                          stacklevel=4)
+                          stacklevel=_caller_level())
 
     # ------------------------------------------------------------- saving
     def save_pretrained(self, save_directory, *args, **kwargs):
