@@ -16,8 +16,8 @@ from .phi3 import Phi3Config, Phi3ForCausalLM, Phi3ForSequenceClassification
 from .qwen2 import Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 from .qwen3 import Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 from .smollm3 import SmolLM3Config, SmolLM3ForCausalLM, SmolLM3ForSequenceClassification
-from .gemma3 import (Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGenerationText, Gemma3ForSequenceClassification,
-                     Gemma3TextConfig, Gemma3TextForSequenceClassification)
+from .gemma3 import (Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGenerationText,
+                     Gemma3ForSequenceClassification, Gemma3TextConfig, Gemma3TextForSequenceClassification)
 from .gpt2 import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 from .outputs import SequenceClassifierOutputWithPast
 from .sequence_classification import ForSequenceClassification

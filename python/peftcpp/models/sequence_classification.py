@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _core
 from .. import nn
-from ..nn import Parameter, init
+from ..nn import Parameter
 from .._tensor import float32
 from .loss_utils import sequence_classification_loss
 from .model_inputs import ids_numpy
@@ -70,7 +70,6 @@ class ForSequenceClassification(PreTrainedModel):
     the backbone is not called "model")."""
     model_class = None
     _tied_weights_keys = []  # no output embedding to tie
-    _keys_to_ignore_on_load_unexpected = PreTrainedModel._keys_to_ignore_on_load_unexpected
     # what a causal LM checkpoint has and a classifier does not use
     lm_only_keys = ("lm_head.weight", "lm_head.bias")
 
