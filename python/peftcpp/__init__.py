@@ -45,13 +45,21 @@ from ._tensor import (  # noqa: E402
     reset_peak_memory,
 )
 from . import fileio, nn, optim, serialization, utils  # noqa: E402
-from .models import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, T5ForConditionalGeneration  # noqa: E402
+from .models import (  # noqa: E402
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    T5ForConditionalGeneration,
+)
 from .tokenization import AutoTokenizer, PreTrainedTokenizer  # noqa: E402
 from .data import load_dataset, merge_datasets  # noqa: E402
 from .trainer import (  # noqa: E402
     DataCollatorForCausalLM,
     DataCollatorForLanguageModeling,
     DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    EvalPrediction,
     Trainer,
     TrainerCallback,
     TrainerControl,

@@ -201,6 +201,9 @@ FIELD_RULES = {
         "num_key_value_heads", "head_dim", "n_inner", "original_max_position_embeddings", "sliding_window",
         "sliding_window_pattern")},
     "max_window_layers": Int(0),
+    "num_labels": Int(1, optional=True),
+    "problem_type": Str(optional=True),
+    **{k: Mapping() for k in ("id2label", "label2id")},
     **{k: EPS for k in ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon")},
     **{k: Number(0, optional=True) for k in (
         "rope_theta", "rope_local_base_freq", "final_logit_softcapping", "attn_logit_softcapping")},

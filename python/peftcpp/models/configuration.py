@@ -3,10 +3,15 @@ transformers' attribute names and per-architecture defaults."""
 import copy
 import json
 import os
+import warnings
 
 from ..hub import resolve_file
 from ..fileio import read_json_object, write_text_atomic
-from .config_checks import CONFIG_NAME, FIELD_RULES, ConfigFieldError, check_fields, check_heads, check_rope
+from .config_checks import CONFIG_NAME, FIELD_RULES, ConfigFieldError, ConfigFieldTypeError, check_fields, \
+    check_heads, check_rope, show
+
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+LABEL_FIELDS = ("num_labels", "id2label", "label2id", "problem_type")
 
 
 def config_from_file(config_class, d, path):
@@ -33,6 +38,11 @@ class PretrainedConfig:
     model_type = ""
     defaults = {}
     rope_types = ("default", "linear", "llama3", "yarn")  # the RoPE scalings rope.py implements
+    # A classifier's labels (transformers' names). Class defaults, so a config
+    # that never had labels writes none; num_labels is len(id2label).
+    id2label = None
+    label2id = None
+    problem_type = None
 
     def __init__(self, **kwargs):
         values = dict(copy.deepcopy(self.defaults))
@@ -43,6 +53,7 @@ class PretrainedConfig:
             if v is None and getattr(rule, "null_is_default", False) and self.defaults.get(k) is not None:
                 values[k] = self.defaults[k]
         self.check_sizes(values)
+        self.set_labels(**{k: values.pop(k) for k in LABEL_FIELDS if k in values})
         for k, v in values.items():
             setattr(self, k, v)
         if not getattr(self, "head_dim", None) and getattr(self, "num_attention_heads", None):
@@ -52,6 +63,49 @@ class PretrainedConfig:
         self.model_type = self.model_type or values.get("model_type", "")
         self.standardize_rope()
         self.check_settings("rope_parameters" if values.get("rope_parameters") is not None else "rope_scaling")
+
+    @property
+    def num_labels(self):
+        return len(self.id2label) if self.id2label is not None else 2
+
+    @num_labels.setter
+    def num_labels(self, n):
+        self.set_labels(num_labels=n)
+
+    def set_labels(self, num_labels=None, id2label=None, label2id=None, problem_type=None):
+        """transformers' rules: id2label's keys become ints (JSON writes them
+        as strings) and it wins over a num_labels that disagrees; num_labels
+        alone names the labels LABEL_0, LABEL_1, ..."""
+        if num_labels is not None:
+            check_fields({"num_labels": num_labels})
+        if id2label is not None:
+            check_fields({"id2label": id2label})
+            try:
+                id2label = {int(k): v for k, v in id2label.items()}
+            except (TypeError, ValueError):
+                raise ConfigFieldTypeError("id2label", f"keys must be label ids (integers), got "
+                                           f"{show(list(id2label))}") from None
+            if num_labels is not None and num_labels != len(id2label):
+                warnings.warn(f"You passed `num_labels={num_labels}` which is incompatible to the `id2label` map "
+                              f"of length `{len(id2label)}`.", stacklevel=3)
+            self.id2label = id2label
+            if label2id is None and "label2id" not in self.__dict__:
+                label2id = {v: k for k, v in id2label.items()}
+        elif num_labels is not None and (self.id2label is None or len(self.id2label) != num_labels):
+            self.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+            label2id = label2id or {v: k for k, v in self.id2label.items()}
+        if label2id is not None:
+            check_fields({"label2id": label2id})
+            self.label2id = dict(label2id)
+        if problem_type is not None:
+            if problem_type not in PROBLEM_TYPES:
+                raise ConfigFieldError("problem_type", f"must be one of {', '.join(PROBLEM_TYPES)}, got "
+                                       f"{show(problem_type)}")
+            self.problem_type = problem_type
+        if self.problem_type == "single_label_classification" and self.num_labels == 1:
+            raise ConfigFieldError("problem_type", '"single_label_classification" requires num_labels > 1; for '
+                                   'binary classification use num_labels=2, or problem_type="regression" for a '
+                                   "single-output regression head")
 
     def check_sizes(self, values):
         """Relations between sizes the modules rely on (fields already typed)."""

@@ -18,7 +18,9 @@ from .. import nn
 from ..nn import functional as F
 from .._tensor import bfloat16, float16
 from .config_checks import ConfigFieldError, ConfigFieldTypeError, check_layer_list, check_rope, is_int, show
-from .llama import SLIDING_ATTENTION, LlamaAttention, LlamaConfig, LlamaForCausalLM, LlamaMLP, LlamaModel, rms_norm
+from .llama import SLIDING_ATTENTION, LlamaAttention, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, \
+    LlamaMLP, LlamaModel, rms_norm
+from .configuration import LABEL_FIELDS
 from .rope import RotaryEmbedding
 
 LAYER_TYPES = (SLIDING_ATTENTION, "full_attention")
@@ -114,7 +116,7 @@ class Gemma3Config(Gemma3TextConfig):
                                        f"{show(text)}")
         text = dict(text)
         text.pop("model_type", None)
-        for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id", "pad_token_id"):
+        for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id", "pad_token_id") + LABEL_FIELDS:
             if k not in text and d.get(k) is not None:
                 text[k] = d[k]
         try:
@@ -212,10 +214,36 @@ class Gemma3ForConditionalGenerationText(Gemma3ForCausalLM):
         return k
 
     def load_tensors(self, tensors, origin, dtype):
-        text, where = {}, {}
-        for k, v in tensors.items():
-            if k.startswith(self.skip_checkpoint_prefixes):
-                continue
-            n = self._rename(k)
-            text[n], where[n] = v, origin[k]
-        super().load_tensors(text, where, dtype)
+        super().load_tensors(*text_model_tensors(self, tensors, origin), dtype)
+
+
+def text_model_tensors(model, tensors, origin):
+    """A multimodal checkpoint's language-model tensors under the text
+    model's names, and their files (vision parts dropped)."""
+    text, where = {}, {}
+    for k, v in tensors.items():
+        if k.startswith(model.skip_checkpoint_prefixes):
+            continue
+        n = model._rename(k)
+        text[n], where[n] = v, origin[k]
+    return text, where
+
+
+class Gemma3TextForSequenceClassification(LlamaForSequenceClassification):
+    config_class = Gemma3TextConfig
+    model_class = Gemma3TextModel
+
+
+class Gemma3ForSequenceClassification(Gemma3TextForSequenceClassification):
+    """The classifier of a multimodal "gemma3" checkpoint (keys
+    model.language_model.*, score.weight), loaded and saved as its text
+    model: Gemma3TextForSequenceClassification."""
+    config_class = Gemma3Config
+    skip_checkpoint_prefixes = Gemma3ForConditionalGenerationText.skip_checkpoint_prefixes
+    _rename = staticmethod(Gemma3ForConditionalGenerationText._rename)
+
+    def checkpoint_tensors(self, tensors, origin):
+        return text_model_tensors(self, tensors, origin)
+
+    def saved_architecture(self):
+        return "Gemma3TextForSequenceClassification"

@@ -15,6 +15,7 @@ from .loss_utils import causal_lm_loss
 from .model_inputs import as_ids, decoder_inputs
 from .modeling_utils import PreTrainedModel
 from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from .sequence_classification import ForSequenceClassification
 
 _ALIASES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
             "max_position_embeddings": "n_positions"}
@@ -183,3 +184,13 @@ class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
         loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels))  # labels: [B, T]
         return CausalLMOutputWithPast(loss=loss, past_key_values=out.past_key_values,
                                       logits_fn=lambda: F.linear(h_keep, self.lm_head.weight))
+
+
+class GPT2ForSequenceClassification(ForSequenceClassification):
+    config_class = GPT2Config
+    model_class = GPT2Model
+    base_model_prefix = "transformer"
+    block_lists = {"h": "n_layer"}
+
+    def get_input_embeddings(self):
+        return self.transformer.wte

@@ -15,6 +15,7 @@ from .model_inputs import as_ids, decoder_inputs
 from .modeling_utils import PreTrainedModel
 from .outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from .rope import RotaryEmbedding
+from .sequence_classification import ForSequenceClassification
 
 SLIDING_ATTENTION = "sliding_attention"
 
@@ -246,3 +247,8 @@ class LlamaForCausalLM(PreTrainedModel, GenerationMixin):
         loss = causal_lm_loss(h, self.lm_head.weight, as_ids(labels), softcap=self.final_softcap())  # labels: [B, T]
         return CausalLMOutputWithPast(loss=loss, past_key_values=out.past_key_values,
                                       logits_fn=lambda: self.logits_from_hidden(h_keep))
+
+
+class LlamaForSequenceClassification(ForSequenceClassification):
+    config_class = LlamaConfig
+    model_class = LlamaModel

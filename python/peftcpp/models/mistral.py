@@ -1,7 +1,7 @@
 """Mistral: Llama with a sliding attention window on every layer
 (config.sliding_window, when set) and no q/k/v bias. Names as
 transformers' Mistral."""
-from .llama import LlamaConfig, LlamaForCausalLM
+from .llama import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 
 class MistralConfig(LlamaConfig):
@@ -14,4 +14,8 @@ class MistralConfig(LlamaConfig):
 
 
 class MistralForCausalLM(LlamaForCausalLM):
+    config_class = MistralConfig
+
+
+class MistralForSequenceClassification(LlamaForSequenceClassification):
     config_class = MistralConfig

@@ -54,3 +54,7 @@ class CausalLMOutputWithPast(ModelOutput):
 
     def _present(self):
         return [f for f in self._fields if getattr(self, f) is not None]
+
+
+class SequenceClassifierOutputWithPast(ModelOutput):
+    _fields = ("loss", "logits", "past_key_values", "hidden_states")

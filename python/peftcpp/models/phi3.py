@@ -13,7 +13,8 @@ from .. import nn
 from ..nn import functional as F
 from .activations import gated_act
 from .config_checks import ConfigFieldError
-from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
+from .llama import LlamaAttention, LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel, \
+    LlamaForSequenceClassification
 from .model_inputs import as_ids
 from .rope import RotaryEmbedding
 
@@ -195,3 +196,8 @@ class Phi3ForCausalLM(LlamaForCausalLM):
             seen = ids[:, :0]
         cache.longrope_ids = None if seen is None else np.concatenate([seen, ids], axis=1)
         return _core.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+
+
+class Phi3ForSequenceClassification(LlamaForSequenceClassification):
+    config_class = Phi3Config
+    model_class = Phi3Model

@@ -2,7 +2,7 @@
 bias) and an optional sliding window on layers >= max_window_layers
 (only when use_sliding_window). Names as transformers' Qwen2."""
 from .config_checks import ConfigFieldError
-from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM
+from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 
 def sliding_layer_types(config):
@@ -35,4 +35,8 @@ class Qwen2Config(LlamaConfig):
 
 
 class Qwen2ForCausalLM(LlamaForCausalLM):
+    config_class = Qwen2Config
+
+
+class Qwen2ForSequenceClassification(LlamaForSequenceClassification):
     config_class = Qwen2Config

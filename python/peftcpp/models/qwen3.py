@@ -2,7 +2,7 @@
 k_norm over head_dim, before RoPE), an explicit head_dim and
 attention_bias from the config for every projection; the same optional
 sliding window. Names as transformers' Qwen3."""
-from .llama import LlamaForCausalLM
+from .llama import LlamaForCausalLM, LlamaForSequenceClassification
 from .qwen2 import Qwen2Config
 
 
@@ -15,4 +15,8 @@ class Qwen3Config(Qwen2Config):
 
 
 class Qwen3ForCausalLM(LlamaForCausalLM):
+    config_class = Qwen3Config
+
+
+class Qwen3ForSequenceClassification(LlamaForSequenceClassification):
     config_class = Qwen3Config

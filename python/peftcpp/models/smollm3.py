@@ -4,7 +4,7 @@ every no_rope_layer_interval-th layer is NoPE; LlamaConfig.layer_uses_rope
 reads it). With use_sliding_window, NoPE layers may slide
 (config.layer_types). Names as transformers'."""
 from .config_checks import check_layer_list
-from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM
+from .llama import SLIDING_ATTENTION, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 
 class SmolLM3Config(LlamaConfig):
@@ -29,4 +29,8 @@ class SmolLM3Config(LlamaConfig):
 
 
 class SmolLM3ForCausalLM(LlamaForCausalLM):
+    config_class = SmolLM3Config
+
+
+class SmolLM3ForSequenceClassification(LlamaForSequenceClassification):
     config_class = SmolLM3Config

@@ -12,7 +12,7 @@ from ..hub import resolve_file
 from ..nn import Module
 from .config import AdapterConfigError, PeftConfig
 from .utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
-from .utils.other import getattr_or_inner
+from .utils.other import ModulesToSaveWrapper, getattr_or_inner
 from .utils.peft_types import PEFT_TYPE_TO_TUNER_MAPPING, TaskType
 from .utils.save_and_load import AdapterMismatchError, get_peft_model_state_dict, set_peft_model_state_dict
 
@@ -261,8 +261,42 @@ class PeftModelForSeq2SeqLM(PeftModel):
         return self.get_base_model().generate(*args, **kwargs)
 
 
+CLASSIFIER_MODULE_NAMES = ["classifier", "score"]
+
+
+def _with_classifier(peft_config):
+    """PEFT's rule for SEQ_CLS: the classification head (`classifier` or
+    `score`) is trained and saved whole (modules_to_save); names already
+    listed are not repeated."""
+    if hasattr(peft_config, "modules_to_save"):
+        names = list(peft_config.modules_to_save or [])
+        peft_config.modules_to_save = names + [n for n in CLASSIFIER_MODULE_NAMES if n not in names]
+    return peft_config
+
+
 class PeftModelForSequenceClassification(PeftModel):
-    pass
+    """PEFT's SEQ_CLS wrapper: the adapter trains and saves the head too
+    (saved as base_model.model.score.weight). A model without a
+    classification head is refused (PEFT would return its LM logits)."""
+
+    def __init__(self, model, peft_config, adapter_name="default", **kwargs):
+        super().__init__(model, _with_classifier(peft_config), adapter_name, **kwargs)
+        heads = [n for n, m in self.base_model.model.named_modules() if isinstance(m, ModulesToSaveWrapper)]
+        if not heads:
+            raise ValueError(
+                f"task_type=SEQ_CLS needs a model with a classification head named one of "
+                f"{', '.join(peft_config.modules_to_save)}; {type(model).__name__} has none (load it with "
+                "AutoModelForSequenceClassification.from_pretrained(..., num_labels=N), or name your head in "
+                "modules_to_save)")
+
+    def add_adapter(self, adapter_name, peft_config, low_cpu_mem_usage=False):
+        super().add_adapter(adapter_name, _with_classifier(peft_config), low_cpu_mem_usage)
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, task_ids=None, **kwargs):
+        kwargs.pop("adapter_names", None)
+        return self.get_base_model()(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                     labels=labels, **kwargs)
 
 
 class PeftModelForTokenClassification(PeftModel):

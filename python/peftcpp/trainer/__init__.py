@@ -4,7 +4,8 @@ from .callbacks import (CallbackHandler, DefaultFlowCallback, LossPlotCallback, 
                         TrainerCallback)
 from .checkpoint import get_last_checkpoint
 from .collators import (DataCollatorForCausalLM, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
-                        default_data_collator)
+                        DataCollatorWithPadding, default_data_collator)
+from .evaluation import EvalLoopOutput, EvalPrediction, PredictionOutput
 from .trainer import Trainer, TrainingDivergedError, TrainOutput
 from .trainer_state import TrainerControl, TrainerState
 from .training_args import TrainingArguments
@@ -13,5 +14,5 @@ __all__ = ["Trainer", "TrainingArguments", "TrainerState", "TrainerControl", "Tr
            "TrainerCallback", "CallbackHandler", "DefaultFlowCallback", "PrinterCallback", "ProgressCallback",
            "LossPlotCallback",
            "DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "DataCollatorForSeq2Seq",
-           "default_data_collator",
+           "DataCollatorWithPadding", "default_data_collator", "EvalPrediction", "EvalLoopOutput", "PredictionOutput",
            "get_last_checkpoint"]

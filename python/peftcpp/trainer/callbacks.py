@@ -43,6 +43,9 @@ class TrainerCallback:
     def on_evaluate(self, args, state, control, **kwargs):
         """After an evaluation (kwarg ``metrics``)."""
 
+    def on_predict(self, args, state, control, **kwargs):
+        """After ``Trainer.predict()`` (kwarg ``metrics``)."""
+
     def on_save(self, args, state, control, **kwargs):
         """After a checkpoint is saved."""
 
@@ -124,6 +127,9 @@ class CallbackHandler(TrainerCallback):
         control.should_evaluate = False
         return self.call_event("on_evaluate", args, state, control, metrics=metrics)
 
+    def on_predict(self, args, state, control, metrics):
+        return self.call_event("on_predict", args, state, control, metrics=metrics)
+
     def on_save(self, args, state, control):
         control.should_save = False
         return self.call_event("on_save", args, state, control)
@@ -171,7 +177,8 @@ TRAIN_LOG_KEYS = ("loss", "learning_rate", "it_per_sec", "tokens_per_sec", "trai
 def progress_lines(args, state, event, logs=None, metrics=None):
     """The mlx-lm style lines an event prints: the padding share at the first
     epoch, ``Iter N: Train loss ...`` for a training log entry and
-    ``Iter N: Val loss ...`` after an evaluation."""
+    ``Iter N: Val loss ...`` after an evaluation (with the metrics of
+    compute_metrics, when there are any)."""
     if event == "on_epoch_begin" and state.padding_fraction is not None:
         grouped = " (length-grouped batches)" if args.group_by_length else ""
         return [f"Padding: {100 * state.padding_fraction:.1f}% of the batched positions are padding{grouped}"]
@@ -180,9 +187,13 @@ def progress_lines(args, state, event, logs=None, metrics=None):
                 f"It/sec {logs['it_per_sec']:.3f}, Tokens/sec {logs['tokens_per_sec']:.3f}, "
                 f"Trained Tokens {logs['trained_tokens']}, Peak mem {logs['peak_mem_gb']:.3f} GB"]
     if event == "on_evaluate":
-        loss = next(v for k, v in metrics.items() if k.endswith("_loss"))
-        took = next(v for k, v in metrics.items() if k.endswith("_runtime"))
-        return [f"Iter {state.global_step}: Val loss {loss:.3f}, Val took {took:.3f}s"]
+        parts = []
+        for k, v in metrics.items():
+            name = k.split("_", 1)[1] if "_" in k else k  # eval_accuracy -> accuracy
+            if name != "runtime" and isinstance(v, (int, float)):
+                parts.append(f"Val {name} {v:.3f}")
+        took = next((v for k, v in metrics.items() if k.endswith("_runtime")), 0.0)
+        return [f"Iter {state.global_step}: {', '.join(parts + [f'Val took {took:.3f}s'])}"]
     return []
 
 

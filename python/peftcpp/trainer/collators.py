@@ -5,7 +5,7 @@ import numpy as np
 from ..data.batching import as_id_list, pad_batch, pad_rows, padded_width
 
 __all__ = ["DataCollatorForCausalLM", "DataCollatorForLanguageModeling", "DataCollatorForSeq2Seq",
-           "default_data_collator"]
+           "DataCollatorWithPadding", "default_data_collator"]
 
 
 def _pad_id(tokenizer, pad_token_id):
@@ -101,6 +101,52 @@ class DataCollatorForSeq2Seq:
                 dec = make(labels=out)
                 batch["decoder_input_ids"] = np.asarray(dec.numpy() if hasattr(dec, "numpy") else dec,
                                                         dtype=np.int64)
+        return batch
+
+
+class DataCollatorWithPadding:
+    """transformers' ``DataCollatorWithPadding``: pads the inputs with
+    ``tokenizer.pad`` and passes the other keys through, ``label`` /
+    ``label_ids`` renamed ``labels`` (a classifier's one label per row:
+    int64 class ids, float32 for regression or multi-label rows). Without a
+    tokenizer (a peftcpp extension) the rows are right-padded with
+    ``pad_token_id``."""
+
+    def __init__(self, tokenizer=None, padding=True, max_length=None, pad_to_multiple_of=None, return_tensors="pt",
+                 pad_token_id=None):
+        if tokenizer is None and pad_token_id is None:
+            raise ValueError("DataCollatorWithPadding needs the tokenizer (or a pad_token_id) to pad the inputs")
+        self.tokenizer, self.padding, self.max_length = tokenizer, padding, max_length
+        self.pad_to_multiple_of, self.return_tensors = pad_to_multiple_of, return_tensors
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features):
+        if not features:
+            raise ValueError("DataCollatorWithPadding: empty batch")
+        if self.tokenizer is not None:
+            batch = dict(self.tokenizer.pad(list(features), padding=self.padding, max_length=self.max_length,
+                                            pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="np"))
+        else:
+            batch = self._pad_without_tokenizer(features)
+        for old in ("label", "label_ids"):
+            if old in batch:
+                batch["labels"] = batch.pop(old)
+        out = {}
+        for k, v in batch.items():
+            a = np.asarray(v)
+            out[k] = a.astype(np.float32) if a.dtype.kind == "f" else (a.astype(np.int64) if a.dtype.kind in "iub"
+                                                                        else a)
+        return out
+
+    def _pad_without_tokenizer(self, features):
+        ids = [as_id_list(f["input_ids"]) for f in features]
+        width = padded_width([len(x) for x in ids], self.max_length, self.pad_to_multiple_of)
+        ids = [x[:width] for x in ids]
+        batch = {"input_ids": pad_rows(ids, int(self.pad_token_id), width, "right"),
+                 "attention_mask": pad_rows([[1] * len(x) for x in ids], 0, width, "right")}
+        for k in features[0]:
+            if k not in ("input_ids", "attention_mask"):
+                batch[k] = [f[k] for f in features]
         return batch
 
 

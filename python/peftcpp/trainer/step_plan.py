@@ -49,8 +49,14 @@ def dataset_lengths(ds):
 
 def count_label_tokens(batch, is_encoder_decoder=False):
     # Causal LMs predict labels[1:] (the loss shifts); encoder-decoders
-    # predict every label.
+    # predict every label; a classifier has one label per row ([B] class ids,
+    # or float rows for multi-label / regression), and the ignored ones (-100)
+    # do not count.
     labels = np.asarray(batch["labels"])
+    if labels.ndim == 1:
+        return int((labels != -100).sum()) if labels.dtype.kind in "iu" else int(labels.shape[0])
+    if labels.dtype.kind == "f":
+        return int(labels.shape[0])
     if is_encoder_decoder:
         return int((labels != -100).sum())
     return int((labels[..., 1:] != -100).sum())

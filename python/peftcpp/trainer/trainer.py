@@ -6,7 +6,11 @@ One ``train()``: plan the steps (step_plan.py), build the optimizer and
 schedule (optimization.py), load a checkpoint's state (checkpoint.py), then
 for each optimizer step ``training_step`` on every accumulated micro-batch,
 the update, and what the callbacks decide (callbacks.py,
-``DefaultFlowCallback``): log, evaluate, save, stop."""
+``DefaultFlowCallback``): log, evaluate, save, stop. ``evaluate()`` and
+``predict()`` run the evaluation loop (evaluation.py's arrays and names):
+the mean loss, and with ``compute_metrics`` the predictions and labels
+gathered for it."""
+import inspect
 import json
 import math
 import os
@@ -19,7 +23,9 @@ from ..data.batching import cut_batches, padding_fraction
 from ..optim import clip_grad_norm_, get_scheduler
 from . import checkpoint as ckpt
 from .callbacks import CallbackHandler, DefaultFlowCallback, LossPlotCallback, PrinterCallback, ProgressCallback
-from .collators import DataCollatorForCausalLM
+from .collators import DataCollatorForCausalLM, DataCollatorWithPadding
+from .evaluation import EvalLoopOutput, EvalPrediction, PredictionOutput, nested_concat, nested_numpify, \
+    prefixed_metrics
 from .optimization import create_adamw, own_trainable_weights, trainable_parameters
 from .step_plan import (count_input_tokens, count_label_tokens, dataset_lengths, epoch_order,
                         length_grouped_epoch, plan_steps, steps_per_epoch)
@@ -30,7 +36,7 @@ __all__ = ["Trainer", "TrainOutput", "TrainingDivergedError"]
 
 TrainOutput = namedtuple("TrainOutput", ["global_step", "training_loss", "metrics"])
 
-UNSUPPORTED_ARGS = ("compute_metrics", "model_init", "preprocess_logits_for_metrics", "compute_loss_func")
+UNSUPPORTED_ARGS = ("model_init", "compute_loss_func")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -39,12 +45,15 @@ class TrainingDivergedError(RuntimeError):
 
 class Trainer:
     """``Trainer(model, args, train_dataset, eval_dataset, data_collator,
-    tokenizer, callbacks)`` as in transformers. ``train_dataset`` is anything
-    indexable (``len`` + ``__getitem__``) of dicts with ``input_ids`` and
-    optionally ``labels`` / ``attention_mask``."""
+    tokenizer, callbacks, compute_metrics)`` as in transformers. ``train_dataset``
+    is anything indexable (``len`` + ``__getitem__``) of dicts with
+    ``input_ids`` and optionally ``labels`` (or ``label``) / ``attention_mask``;
+    with ``args.remove_unused_columns`` the keys the model's forward does not
+    take are dropped before collating, as transformers does."""
 
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
-                 tokenizer=None, processing_class=None, optimizers=(None, None), callbacks=None, **kwargs):
+                 tokenizer=None, processing_class=None, optimizers=(None, None), callbacks=None,
+                 compute_metrics=None, preprocess_logits_for_metrics=None, **kwargs):
         if model is None:
             raise ValueError("Trainer requires a model")
         for k in kwargs:
@@ -64,7 +73,10 @@ class Trainer:
             raise TypeError(f"args must be a peftcpp TrainingArguments, got {type(self.args).__name__}")
         self.tokenizer = processing_class if processing_class is not None else tokenizer
         self.processing_class = self.tokenizer
-        self.data_collator = data_collator or DataCollatorForCausalLM(self.tokenizer)
+        self.data_collator = data_collator or self._default_collator()
+        self.compute_metrics = compute_metrics
+        self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
+        self._signature_columns = None
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
         self.optimizer, self.lr_scheduler = optimizers
@@ -81,6 +93,16 @@ class Trainer:
         self.add_callback(PrinterCallback if self.args.disable_tqdm else ProgressCallback)
         self.add_callback(LossPlotCallback)
         self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
+
+    def _default_collator(self):
+        """A classifier's batches are padded like transformers'
+        DataCollatorWithPadding (labels are one per row); a language
+        model's by DataCollatorForCausalLM."""
+        base = getattr(self.model, "get_base_model", lambda: self.model)()
+        if getattr(base, "score", None) is not None and hasattr(base, "num_labels"):
+            pad = getattr(base.config, "pad_token_id", None)
+            return DataCollatorWithPadding(self.tokenizer, pad_token_id=None if self.tokenizer else pad)
+        return DataCollatorForCausalLM(self.tokenizer)
 
     def add_callback(self, callback):
         """Adds a ``TrainerCallback`` (a class or an instance)."""
@@ -132,8 +154,31 @@ class Trainer:
         """Overridable (like HF's _get_train_sampler): the index order of an epoch."""
         return epoch_order(self._data_seed(), epoch, n)
 
-    def _collate(self, indices):
-        return self.data_collator([self.train_dataset[int(i)] for i in indices])
+    def _collate(self, indices, dataset=None):
+        ds = self.train_dataset if dataset is None else dataset
+        return self.data_collator(self._remove_unused_columns([ds[int(i)] for i in indices]))
+
+    def _label_names(self):
+        return list(self.args.label_names) if self.args.label_names else ["labels"]
+
+    def _remove_unused_columns(self, features):
+        """transformers' RemoveColumnsCollator: only the keys the model's
+        forward takes (and the labels) reach the collator."""
+        if not self.args.remove_unused_columns or not features or not isinstance(features[0], dict):
+            return features
+        if self._signature_columns is None:
+            base = getattr(self.model, "get_base_model", lambda: self.model)()
+            try:
+                params = inspect.signature(base.forward).parameters.values()
+            except (TypeError, ValueError):
+                params = None
+            self._signature_columns = None if params is None else \
+                {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} | \
+                {"label", "label_ids"} | set(self._label_names())
+        keep = self._signature_columns
+        if keep is None or not any(k in keep for k in features[0]):
+            return features  # nothing would be left: the collator sees what the user gave
+        return [{k: v for k, v in f.items() if k in keep} for f in features]
 
     def _count_label_tokens(self, batch):
         return count_label_tokens(batch, getattr(getattr(self.model, "config", None), "is_encoder_decoder", False))
@@ -343,35 +388,91 @@ class Trainer:
 
     # -------------------------------------------------------- evaluation
 
-    def evaluate(self, eval_dataset=None, metric_key_prefix="eval"):
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """The mean loss over the evaluation set, and with ``compute_metrics``
+        its metrics, all named ``<metric_key_prefix>_...``; logged and
+        returned."""
         ds = eval_dataset if eval_dataset is not None else self.eval_dataset
         if ds is None:
             raise ValueError("Trainer.evaluate() needs an eval_dataset")
         t0 = time.perf_counter()
-        val = self._eval_loss(ds)
-        metrics = {f"{metric_key_prefix}_loss": val, f"{metric_key_prefix}_runtime": time.perf_counter() - t0}
+        output = self.evaluation_loop(ds, "Evaluation", prediction_loss_only=self.compute_metrics is None,
+                                      ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        metrics = dict(output.metrics)
+        metrics[f"{metric_key_prefix}_runtime"] = time.perf_counter() - t0
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def _eval_loss(self, ds):
-        """The mean loss over ``ds`` (weighed by rows), the model in eval mode."""
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        """PredictionOutput(predictions, label_ids, metrics) over
+        ``test_dataset``: the logits of every row (numpy, in dataset order),
+        its labels when it has them, and the loss / ``compute_metrics``'
+        metrics named ``<metric_key_prefix>_...``."""
+        t0 = time.perf_counter()
+        output = self.evaluation_loop(test_dataset, "Prediction", prediction_loss_only=False,
+                                      ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        metrics = dict(output.metrics)
+        metrics[f"{metric_key_prefix}_runtime"] = time.perf_counter() - t0
+        self.control = self.callback_handler.on_predict(self.args, self.state, self.control, metrics)
+        return PredictionOutput(predictions=output.predictions, label_ids=output.label_ids, metrics=metrics)
+
+    def evaluation_loop(self, dataset, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """Batches of ``per_device_eval_batch_size`` in order, the model in
+        eval mode without gradients: the loss weighed by rows, and unless
+        ``prediction_loss_only`` the predictions and labels for
+        ``compute_metrics``."""
+        if prediction_loss_only is None:
+            prediction_loss_only = self.compute_metrics is None
         was_training = getattr(self.model, "training", True)
         self.model.eval()
         bs = self.args.per_device_eval_batch_size
-        total, count = 0.0, 0
+        total, count, preds, labels = 0.0, 0, None, None
         try:
             with no_grad():
-                for i in range(0, len(ds), bs):
-                    batch = self.data_collator([ds[j] for j in range(i, min(i + bs, len(ds)))])
-                    loss = float(self.compute_loss(self.model, batch).item())
-                    nb = len(batch["input_ids"])
-                    total += loss * nb
-                    count += nb
+                for i in range(0, len(dataset), bs):
+                    batch = self._collate(range(i, min(i + bs, len(dataset))), dataset)
+                    loss, logits, lab = self.prediction_step(self.model, batch, prediction_loss_only, ignore_keys)
+                    if loss is not None:
+                        nb = len(batch["input_ids"])
+                        total += float(loss.item()) * nb
+                        count += nb
+                    if logits is not None:
+                        if self.preprocess_logits_for_metrics is not None:
+                            logits = self.preprocess_logits_for_metrics(logits, lab)
+                        preds = nested_concat(preds, nested_numpify(logits))
+                    if lab is not None:
+                        labels = nested_concat(labels, nested_numpify(lab))
         finally:
             if was_training:
                 self.model.train()
-        return total / max(count, 1)
+        metrics = {}
+        if self.compute_metrics is not None and preds is not None and labels is not None:
+            metrics = dict(self.compute_metrics(EvalPrediction(predictions=preds, label_ids=labels)) or {})
+        if count:
+            metrics["loss"] = total / count
+        metrics = prefixed_metrics(metrics, metric_key_prefix)
+        loss_key = f"{metric_key_prefix}_loss"
+        if loss_key in metrics:  # first, as transformers' logs have it
+            metrics = {loss_key: metrics.pop(loss_key), **metrics}
+        return EvalLoopOutput(predictions=preds, label_ids=labels, metrics=metrics, num_samples=len(dataset))
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """(loss or None, logits or None, labels or None) of one batch."""
+        label_names = self._label_names()
+        has_labels = all(inputs.get(k) is not None for k in label_names)
+        labels = None
+        if has_labels:
+            labels = inputs[label_names[0]] if len(label_names) == 1 else tuple(inputs[k] for k in label_names)
+        out = model(**inputs)
+        loss = getattr(out, "loss", None) if has_labels else None
+        if prediction_loss_only:
+            return loss, None, None
+        logits = getattr(out, "logits", None)
+        if logits is None and isinstance(out, (tuple, list)):
+            logits = out[1] if has_labels else out[0]
+        return loss, logits, labels
 
     # -------------------------------------------------------- checkpoints
 
