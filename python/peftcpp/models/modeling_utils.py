@@ -10,6 +10,7 @@ from .. import serialization
 from ..fileio import safetensors_index_shards
 from ..hub import resolve_file
 from ..nn import Module, Parameter, empty_weights_enabled, init_empty_weights
+from .._device import CPU
 from .._tensor import bfloat16, float16, float32
 from .config_checks import CONFIG_NAME, ConfigFieldError, ModelTooLargeError, check_fields, check_fits_in_memory, \
     physical_memory
@@ -265,7 +266,7 @@ class PreTrainedModel(Module):
 
     @property
     def device(self):
-        return "cpu"
+        return CPU
 
     def num_parameters(self, only_trainable=False):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
