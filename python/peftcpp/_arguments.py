@@ -103,6 +103,8 @@ def _expected(typ):
                          .removeprefix("an ") + "s")
         else:
             words.append(names.get(t, t))
+    if "a number" in words:  # pybind11 takes an int for a float
+        words = [w for w in words if w != "an integer"]
     return " or ".join(dict.fromkeys(words))
 
 

@@ -369,6 +369,35 @@ for _name in ("masked_fill", "clamp", "clamp_min", "clamp_max", "add", "sub", "m
     setattr(Tensor, _name + "_", _in_place(_name))
 
 
+def _augmented(name, operator):
+    """x += y and the like, in place as in torch (a Parameter updated under
+    no_grad by `p -= lr * p.grad` is updated, not rebound)."""
+    def f(self, other):
+        out = operator(self, other)
+        if out is NotImplemented:
+            return out
+        return apply_in_place(self, out, name)
+    return f
+
+
+Tensor.__iadd__ = _augmented("add_", Tensor.__add__)
+Tensor.__isub__ = _augmented("sub_", Tensor.__sub__)
+Tensor.__imul__ = _augmented("mul_", Tensor.__mul__)
+Tensor.__itruediv__ = _augmented("div_", Tensor.__truediv__)
+
+
+def _set_data(self, value):
+    """t.data = v: v's values become t's (same shape), outside autograd."""
+    value = as_input(value, "Tensor.data", "value")
+    if tuple(value.shape) != tuple(self.shape):
+        raise ValueError(f"[Tensor.data] cannot assign data of shape {list(value.shape)} to a tensor of shape "
+                         f"{list(self.shape)}")
+    self.detach().copy_(value)
+
+
+Tensor.data = property(Tensor.detach, _set_data, doc="The tensor's data outside autograd (assignable)")
+
+
 def _sampled_in_place(name, draw):
     def f(self, *args, **kwargs):
         return apply_in_place(self, draw(list(self.shape), *args, **kwargs), name)

@@ -150,6 +150,12 @@ def randn_like(t, dtype=None, device=None, requires_grad=False):
     return randn(*t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
 
 
+def seed_from_generator():
+    """A 48-bit seed drawn from the seeded global generator, for numpy
+    draws (integers, permutations) that manual_seed must fix too."""
+    return int(_core.rand([2], 0.0, 1.0).numpy().astype(np.float64) @ np.array([2.0 ** 24, 2.0 ** 48]))
+
+
 def randint(low, high=None, size=None, dtype=None, device=None):
     """Integers uniform in [low, high), drawn from the seeded global generator."""
     check_device(device, "randint")
@@ -157,8 +163,7 @@ def randint(low, high=None, size=None, dtype=None, device=None):
         low, high, size = 0, low, high
     if high is None or size is None:
         raise TypeError("[randint] expected randint(high, size) or randint(low, high, size)")
-    seed = int(_core.rand([2], 0.0, 1.0).numpy().astype(np.float64) @ np.array([2.0 ** 24, 2.0 ** 48]))
-    values = np.random.default_rng(seed).integers(int(low), int(high), size=_shape_args((size,)))
+    values = np.random.default_rng(seed_from_generator()).integers(int(low), int(high), size=_shape_args((size,)))
     return tensor(values, dtype=dtype or int64)
 
 
