@@ -329,7 +329,8 @@ def test_devices_cpu_accepted_everywhere_others_refused():
     for call, op in ((lambda: t.to("cuda"), "Tensor.to"), (lambda: t.to("mps"), "Tensor.to"),
                      (lambda: t.cuda(), "Tensor.cuda"), (lambda: model.to("cuda"), "Linear.to"),
                      (lambda: model.to(peftcpp.device("cuda:0")), "Linear.to"), (lambda: model.cuda(), "Linear.cuda"),
-                     (lambda: peftcpp.zeros(2, device="cuda"), "zeros"), (lambda: peftcpp.arange(2, device="mps"), "arange"),
+                     (lambda: peftcpp.zeros(2, device="cuda"), "zeros"),
+                     (lambda: peftcpp.arange(2, device="mps"), "arange"),
                      (lambda: peftcpp.tensor([1], device="cuda"), "tensor")):
         with pytest.raises(RuntimeError, match=rf"^\[{op}\] device '(cuda|mps)(:0)?' is not available: peftcpp "
                                                "computes on the CPU only"):
@@ -359,16 +360,19 @@ def test_numpy_batches_are_taken_wherever_a_tensor_is():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda m: m([[1, 2]]), r"[embedding] argument 'ids' must be a Tensor (or numpy array), got list of list"),
-    (lambda m: m("hello"), r"[embedding] argument 'ids' must be a Tensor (or numpy array), got str"),
+    (lambda m: m([[1, 2]]),
+     r"[embedding] argument 'ids' must be a Tensor (or a numeric numpy array), got list of list"),
+    (lambda m: m("hello"), r"[embedding] argument 'ids' must be a Tensor (or a numeric numpy array), got str"),
     (lambda m: peftcpp.ones(2).sum(dim="x"), r"[sum] argument 'dims' must be a list of integers, got list of str"),
     (lambda m: peftcpp.ones(2).fill_("a"), r"[Tensor.fill_] argument 'value' must be a number, got str"),
-    (lambda m: peftcpp.sqrt(2.0), r"[sqrt] argument 'input' must be a Tensor (or numpy array), got float"),
+    (lambda m: peftcpp.sqrt(2.0), r"[sqrt] argument 'input' must be a Tensor (or a numeric numpy array), got float"),
     (lambda m: peftcpp.cat([peftcpp.ones(1), "x"]), r"[cat] argument 'tensors' must be a list of Tensors, "
                                                      r"got list of Tensor, str"),
     (lambda m: peftcpp.nn.functional.cross_entropy(peftcpp.ones(2, 2), [0, 1]),
-     r"[cross_entropy] argument 'target' must be a Tensor (or numpy array), got list"),
+     r"[cross_entropy] argument 'target' must be a Tensor (or a numeric numpy array), got list"),
     (lambda m: peftcpp.ones(2).narrow(0, 0.5, 1), r"[narrow] argument 'start' must be an integer, got float"),
+    (lambda m: m(np.array(["a", "b"])), r"[embedding] argument 'ids' must be a Tensor (or a numeric numpy array), "
+                                         r"got numpy array of <U1"),
 ])
 def test_wrong_argument_types_give_one_line_errors(call, message):
     with pytest.raises(TypeError) as info:

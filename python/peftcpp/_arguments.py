@@ -65,8 +65,8 @@ def _accepts(typ, value, tensor_type):
         t = _short(alt)
         if t == "None":
             ok = value is None
-        elif t == "Tensor":
-            ok = isinstance(value, (tensor_type, np.ndarray))
+        elif t == "Tensor":  # the binding converts numeric numpy arrays
+            ok = isinstance(value, tensor_type) or isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
         elif t == "bool":
             ok = isinstance(value, (bool, np.bool_))
         elif t in ("SupportsFloat", "float"):
@@ -92,15 +92,16 @@ def _accepts(typ, value, tensor_type):
 
 
 def _expected(typ):
-    names = {"None": "None", "Tensor": "a Tensor (or numpy array)", "bool": "a bool", "SupportsFloat": "a number",
+    names = {"None": "None", "Tensor": "a Tensor (or a numeric numpy array)", "bool": "a bool",
+             "SupportsFloat": "a number",
              "float": "a number", "SupportsInt": "an integer", "SupportsIndex": "an integer", "int": "an integer",
              "str": "a string", "DType": "a dtype"}
     words = []
     for alt in _split(typ, "|"):
         t = _short(alt)
         if t.startswith(("Sequence[", "list[", "tuple[")):
-            words.append("a list of " + _expected(t[t.index("[") + 1:-1]).split(" (")[0].removeprefix("a ")
-                         .removeprefix("an ") + "s")
+            inner = _expected(t[t.index("[") + 1:-1]).split(" (")[0]
+            words.append("a list of " + inner.removeprefix("a ").removeprefix("an ") + "s")
         else:
             words.append(names.get(t, t))
     if "a number" in words:  # pybind11 takes an int for a float
@@ -164,7 +165,6 @@ def _wrapped(fn, op, tensor_type):
             if not _REJECTED.match(text):
                 raise
             raise TypeError(one_line_error(op, text, args, kwargs, tensor_type)) from None
-    call.__wrapped__ = fn
     return call
 
 

@@ -32,7 +32,7 @@ def as_input(x, op, name="input"):
         return x
     if isinstance(x, np.ndarray):
         return tensor(x)
-    raise TypeError(f"[{op}] argument '{name}' must be a Tensor (or numpy array), got {type(x).__name__}")
+    raise TypeError(f"[{op}] argument '{name}' must be a Tensor (or a numeric numpy array), got {type(x).__name__}")
 
 
 def _value_tensor(v, op, name):
@@ -357,7 +357,8 @@ _METHODS = {
     "argmax": argmax, "argmin": argmin, "max": max, "min": min, "sort": sort, "argsort": argsort, "topk": topk,
     "var": var, "std": std, "any": any, "all": all, "softmax": softmax, "log_softmax": log_softmax,
     "repeat": _repeat, "expand_as": lambda self, other: self.expand(*other.shape),
-    "view_as": lambda self, other: self.view(*other.shape), "reshape_as": lambda self, other: self.reshape(*other.shape),
+    "view_as": lambda self, other: self.view(*other.shape),
+    "reshape_as": lambda self, other: self.reshape(*other.shape),
     "eq": Tensor.__eq__, "ne": Tensor.__ne__, "lt": Tensor.__lt__, "le": Tensor.__le__, "gt": Tensor.__gt__,
     "ge": Tensor.__ge__, "add": Tensor.__add__, "sub": Tensor.__sub__, "mul": Tensor.__mul__,
     "div": Tensor.__truediv__,

@@ -184,7 +184,7 @@ def cat(tensors, dim=0):
 
 
 def stack(tensors, dim=0):
-    tensors = list(tensors)
+    tensors = [tensor(t) if isinstance(t, np.ndarray) else t for t in tensors]
     nd = tensors[0].ndim + 1
     d = dim % nd
     return _core.cat([t.unsqueeze(d) for t in tensors], d)
