@@ -88,10 +88,13 @@ def test_shape_ops(rng):
     check(lambda t: t[:, :1].expand(3, 4, 5), lambda t: t[:, :1].expand(3, 4, 5), x)
 
 
-def test_getitem_rejects_boolean_masks():
-    x = peftcpp.zeros(3, 2)
-    with pytest.raises(IndexError, match="boolean masks"):
-        x[np.array([True, False, True])]
+def test_getitem_boolean_masks_select_as_numpy_does():
+    x = peftcpp.tensor(np.arange(6, dtype=np.float32).reshape(3, 2))
+    mask = np.array([True, False, True])
+    np.testing.assert_array_equal(x[mask].numpy(), x.numpy()[mask])
+    np.testing.assert_array_equal(x[x > 2].numpy(), x.numpy()[x.numpy() > 2])
+    with pytest.raises(IndexError, match=r"mask of shape \[2\] does not match"):
+        x[np.array([True, False])]
 
 
 def test_views_share_memory():

@@ -60,6 +60,7 @@ def undocumented():
         for attr, member in vars(obj).items():
             if attr in ("__doc__", "__module__", "__dict__", "__weakref__", "_pybind11_conduit_v1_"):
                 continue
+            member = getattr(member, "__wrapped__", member)  # peftcpp/_arguments.py's one-line-error wrapper
             if is_enum and (attr.startswith("__") or attr in ("name", "value") or attr in obj.__members__):
                 continue  # pybind11's own enum machinery
             # Only what C++ binds: peftcpp/_tensor.py adds Python methods to Tensor.

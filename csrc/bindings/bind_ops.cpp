@@ -17,12 +17,19 @@ void init_ops(py::module_& m) {
   m.def("mul", py::overload_cast<T, T>(&mul), py::arg("a"), py::arg("b"), nogil(), "a * b (broadcasting)");
   m.def("div", py::overload_cast<T, T>(&div), py::arg("a"), py::arg("b"), nogil(), "a / b (broadcasting)");
   m.def("maximum", &maximum, py::arg("a"), py::arg("b"), nogil(),
-        "Elementwise max(a, b) (broadcasting); ties send the gradient to a");
+        "Elementwise max(a, b) (broadcasting); ties split the gradient evenly");
+  m.def("minimum", &minimum, py::arg("a"), py::arg("b"), nogil(),
+        "Elementwise min(a, b) (broadcasting); ties split the gradient evenly");
+  m.def("pow", py::overload_cast<T, T>(&pow), py::arg("a"), py::arg("b"), nogil(), "a ** b (broadcasting)");
+  m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"), nogil(),
+        "cond ? a : b elementwise, the three broadcast together; cond of any dtype (nonzero is true)");
   m.def("add_scalar", &add_scalar, py::arg("a"), py::arg("s"), nogil(), "a + s");
   m.def("mul_scalar", &mul_scalar, py::arg("a"), py::arg("s"), nogil(), "a * s");
   m.def("rsub_scalar", &rsub_scalar, py::arg("a"), py::arg("s"), nogil(), "s - a");
   m.def("rdiv_scalar", &rdiv_scalar, py::arg("a"), py::arg("s"), nogil(), "s / a");
   m.def("pow_scalar", &pow_scalar, py::arg("a"), py::arg("p"), nogil(), "a ** p");
+  m.def("clamp", &clamp, py::arg("a"), py::arg("min"), py::arg("max"), nogil(),
+        "Elementwise min(max(a, min), max) (-inf / inf: no bound); the gradient flows where min <= a <= max");
   m.def("neg", &neg, py::arg("a"), nogil(), "-a");
   m.def("exp", py::overload_cast<T>(&exp), py::arg("a"), nogil(), "Elementwise e ** a");
   m.def("log", py::overload_cast<T>(&log), py::arg("a"), nogil(), "Elementwise natural logarithm");
@@ -32,6 +39,8 @@ void init_ops(py::module_& m) {
   m.def("sigmoid", &sigmoid, py::arg("a"), nogil(), "Elementwise 1 / (1 + exp(-a))");
   m.def("relu", &relu, py::arg("a"), nogil(), "Elementwise max(a, 0)");
   m.def("abs", py::overload_cast<T>(&abs), py::arg("a"), nogil(), "Elementwise |a|");
+  m.def("sin", py::overload_cast<T>(&sin), py::arg("a"), nogil(), "Elementwise sine");
+  m.def("cos", py::overload_cast<T>(&cos), py::arg("a"), nogil(), "Elementwise cosine");
 
   m.def("sum", &sum, py::arg("x"), py::arg("dims") = std::vector<int64_t>{}, py::arg("keepdim") = false, nogil(),
         "Sum over dims (all dims when empty)");

@@ -26,8 +26,9 @@ DType dtype_from_numpy(const py::dtype& dt) {
   if (dt.kind() == 'i' && dt.itemsize() == 4) return DType::I32;
   if (dt.kind() == 'i' && dt.itemsize() == 8) return DType::I64;
   if (dt.kind() == 'u' && dt.itemsize() == 2) return DType::BF16;  // raw bfloat16 bits
+  if (dt.kind() == 'b') return DType::BOOL;
   throw TypeError("[from_numpy] unsupported numpy dtype " + std::string(py::str(dt)) +
-                  " (use float32, float16, int32, int64, or uint16 holding bfloat16 bits)");
+                  " (use float32, float16, int32, int64, bool, or uint16 holding bfloat16 bits)");
 }
 
 // Shares the numpy array's memory when copy is false.
@@ -62,6 +63,7 @@ py::array to_numpy(const Tensor& t) {
     case DType::F16: dt = py::dtype("float16"); break;
     case DType::I32: dt = py::dtype::of<int32_t>(); break;
     case DType::I64: dt = py::dtype::of<int64_t>(); break;
+    case DType::BOOL: dt = py::dtype("bool"); break;
     default: break;
   }
   std::vector<ssize_t> strides;
@@ -74,6 +76,24 @@ py::array to_numpy(const Tensor& t) {
     py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   }
   return a;
+}
+
+// A copy of any numpy array with torch.as_tensor's dtype rules narrowed to
+// peftcpp's types: float64 -> float32, other integer widths -> int64. This is
+// the implicit conversion that lets every op take a numpy array for a Tensor.
+Tensor tensor_from_array(py::array arr) {
+  const py::dtype dt = arr.dtype();
+  const char k = dt.kind();
+  const ssize_t size = dt.itemsize();
+  const char* to = nullptr;
+  if (k == 'f' && size != 4 && size != 2) to = "float32";
+  else if ((k == 'i' && size != 4 && size != 8) || k == 'u') to = "int64";
+  else if (k != 'f' && k != 'i' && k != 'b')
+    throw TypeError("[Tensor] cannot make a tensor from a numpy array of dtype " + std::string(py::str(dt)) +
+                    " (numbers or booleans expected)");
+  py::module_ np = py::module_::import("numpy");
+  py::array a = np.attr("ascontiguousarray")(arr, to ? py::object(py::str(to)) : py::object(py::none()));
+  return from_numpy(a, /*copy=*/true);
 }
 
 std::vector<Tensor> as_tensor_list(py::handle r) {
@@ -100,6 +120,7 @@ void init_tensor(py::module_& m) {
       .value("bfloat16", DType::BF16)
       .value("int32", DType::I32)
       .value("int64", DType::I64)
+      .value("bool", DType::BOOL)
       .def_property_readonly("itemsize", [](DType d) { return dtype_size(d); }, "Bytes per element")
       .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); },
                              "True for float32, float16 and bfloat16");
@@ -109,6 +130,8 @@ void init_tensor(py::module_& m) {
       // Tensor(t) shares t's data and autograd slots (how nn.Parameter wraps).
       .def(py::init([](const Tensor& t) { return t; }), py::arg("data"),
            "A new handle sharing data's storage and autograd slots")
+      .def(py::init(&tensor_from_array), py::arg("data"),
+           "A tensor holding a copy of a numpy array (float64 becomes float32, other integers int64)")
       .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); },
                              "Sizes as a tuple of ints")
       .def_property_readonly("dtype", &Tensor::dtype, "Element type")
@@ -162,12 +185,19 @@ void init_tensor(py::module_& m) {
       .def("_clone_raw", &Tensor::clone, nogil(), "A fresh contiguous copy, outside autograd")
       .def("_contiguous_raw", &Tensor::contiguous, nogil(), "Self when contiguous, else a contiguous copy")
       .def("_to_raw", &Tensor::to, py::arg("dtype"), nogil(), "A copy converted to dtype (self if already dtype)")
+      // What an in-place op on a tensor in the graph does: this handle takes
+      // the result's data and history, so saved tensors keep the old values.
+      .def("_rebind", [](Tensor& self, const Tensor& result) { self = result; }, py::arg("result"),
+           "Makes this handle refer to result (its data and autograd history)")
       .def("_is_same", [](const Tensor& a, const Tensor& b) { return a.impl() == b.impl(); }, py::arg("other"),
            "Whether both handles are the same tensor (same autograd slots)")
       .def("_shares_storage", [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); },
            py::arg("other"), "Whether both tensors view the same storage")
       .def("_storage_is_owned", [](const Tensor& t) { return t.storage()->owned; },
            "False when the storage borrows memory (numpy, an mmap)");
+
+  // Every op taking a Tensor also takes a numpy array (a copy; see tensor_from_array).
+  py::implicitly_convertible<py::array, Tensor>();
 
   m.def("from_numpy", &from_numpy, py::arg("array"), py::arg("copy") = false,
         "Tensor over a numpy array's memory (copy=False) or a copy of it");

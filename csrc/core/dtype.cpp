@@ -42,6 +42,11 @@ void convert_to_f32(const void* src, DType t, float* dst, size_t n) {
       for (int64_t i = 0; i < N; ++i) dst[i] = static_cast<float>(s[i]);
       return;
     }
+    case DType::BOOL: {
+      auto s = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < N; ++i) dst[i] = s[i] ? 1.f : 0.f;
+      return;
+    }
   }
 }
 
@@ -71,6 +76,11 @@ void convert_from_f32(const float* src, void* dst, DType t, size_t n) {
     case DType::I64: {
       auto d = static_cast<int64_t*>(dst);
       for (int64_t i = 0; i < N; ++i) d[i] = static_cast<int64_t>(src[i]);
+      return;
+    }
+    case DType::BOOL: {  // as torch: any nonzero (NaN included) is true
+      auto d = static_cast<uint8_t*>(dst);
+      for (int64_t i = 0; i < N; ++i) d[i] = src[i] != 0.f;
       return;
     }
   }

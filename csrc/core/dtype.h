@@ -1,5 +1,6 @@
 // Element types. Compute is float32; f16/bf16 hold frozen weights at half the
-// memory and are widened on use; i32/i64 hold token ids and indices.
+// memory and are widened on use; i32/i64 hold token ids and indices; bool
+// (one byte, 0 or 1) holds masks and comparison results.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -7,7 +8,7 @@
 
 namespace peftcpp {
 
-enum class DType : uint8_t { F32, F16, BF16, I32, I64 };
+enum class DType : uint8_t { F32, F16, BF16, I32, I64, BOOL };
 
 inline size_t dtype_size(DType t) {
   switch (t) {
@@ -16,6 +17,7 @@ inline size_t dtype_size(DType t) {
     case DType::BF16: return 2;
     case DType::I32: return 4;
     case DType::I64: return 8;
+    case DType::BOOL: return 1;
   }
   return 0;
 }
@@ -27,6 +29,7 @@ inline const char* dtype_name(DType t) {
     case DType::BF16: return "bfloat16";
     case DType::I32: return "int32";
     case DType::I64: return "int64";
+    case DType::BOOL: return "bool";
   }
   return "?";
 }

@@ -209,6 +209,7 @@ void Tensor::fill_(float v) {
     case DType::BF16: { uint16_t h = float_to_bf16(v); auto p = static_cast<uint16_t*>(raw_data()); for (int64_t i = 0; i < n; ++i) p[i] = h; break; }
     case DType::I32: { auto p = data<int32_t>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int32_t>(v); break; }
     case DType::I64: { auto p = data<int64_t>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(v); break; }
+    case DType::BOOL: { auto p = data<uint8_t>(); for (int64_t i = 0; i < n; ++i) p[i] = v != 0.f; break; }
   }
 }
 

@@ -98,6 +98,7 @@ struct dtype_of;
 template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
 template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
+template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::BOOL; };
 template <> struct dtype_of<uint16_t> { static constexpr DType value = DType::F16; };  // or BF16
 
 template <class T>

@@ -58,7 +58,7 @@ std::string escape_bytes(const std::string& s) {
 
 // Known safetensors dtypes that peftcpp has no element type for.
 bool is_known_unsupported(const std::string& s) {
-  static const char* names[] = {"F64", "I8", "U8", "I16", "U16", "U32", "U64", "BOOL", "F8_E4M3",
+  static const char* names[] = {"F64", "I8", "U8", "I16", "U16", "U32", "U64", "F8_E4M3",
                                 "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"};
   for (const char* n : names)
     if (s == n) return true;
@@ -75,8 +75,9 @@ int write_rank(DType t) {
     case DType::I32: return 2;
     case DType::BF16: return 3;
     case DType::F16: return 4;
+    case DType::BOOL: return 5;
   }
-  return 5;
+  return 6;
 }
 
 struct Entry {
@@ -119,7 +120,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   const std::string dts = dt->get<std::string>();
   if (!safetensors_dtype_from_name(dts, &e.dtype)) {
     PC_CHECK_TYPE(!is_known_unsupported(dts), where, " has dtype ", dts,
-                  ", which peftcpp does not support (supported: F32, F16, BF16, I32, I64)");
+                  ", which peftcpp does not support (supported: F32, F16, BF16, I32, I64, BOOL)");
     PC_CHECK(false, where, ": unknown dtype ", quoted_text(dts));
   }
 
@@ -227,6 +228,7 @@ bool safetensors_dtype_from_name(const std::string& s, DType* out) {
   else if (s == "BF16") *out = DType::BF16;
   else if (s == "I32") *out = DType::I32;
   else if (s == "I64") *out = DType::I64;
+  else if (s == "BOOL") *out = DType::BOOL;
   else return false;
   return true;
 }
@@ -238,6 +240,7 @@ const char* safetensors_dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::I32: return "I32";
     case DType::I64: return "I64";
+    case DType::BOOL: return "BOOL";
   }
   return "?";
 }

@@ -26,7 +26,7 @@ struct SafetensorsFile {
 };
 
 // Loads every tensor of the file as a read-only view of one shared mmap.
-// Supported dtypes: F32, F16, BF16, I32, I64. Malformed files raise
+// Supported dtypes: F32, F16, BF16, I32, I64, BOOL. Malformed files raise
 // std::invalid_argument (ValueError), unsupported dtypes TypeError, and
 // files that cannot be opened FileError; the message names the file and the
 // tensor. A tensor whose bytes are not aligned for its dtype (possible only in

@@ -120,12 +120,19 @@ std::vector<Case> cases() {
   Tensor gidx = ids({3, 4}, 5, rng);
   Tensor cosv = uniform({5, 3}, -1, 1, rng), sinv = uniform({5, 3}, -1, 1, rng);
   Tensor mask = uniform({1, 1, 5, 5}, -2, 0, rng);
+  Tensor cond = Tensor::empty({3, 1}, DType::BOOL);
+  for (int i = 0; i < 3; ++i) cond.data<uint8_t>()[i] = i != 1;
   return {
       {"add_broadcast", {{{3, 4}}, {{4}}}, [](auto& x) { return add(x[0], x[1]); }},
       {"sub_broadcast", {{{3, 1}}, {{1, 4}}}, [](auto& x) { return sub(x[0], x[1]); }},
       {"mul", {{{3, 4}}, {{3, 4}}}, [](auto& x) { return mul(x[0], x[1]); }},
       {"div", {{{3, 4}}, {{4}, 0.5f, 2.f}}, [](auto& x) { return div(x[0], x[1]); }},
       {"maximum", {{{3, 4}}, {{3, 4}}}, [](auto& x) { return maximum(x[0], x[1]); }},
+      {"minimum_broadcast", {{{3, 4}}, {{4}}}, [](auto& x) { return minimum(x[0], x[1]); }},
+      {"pow_tensors", {{{3, 4}, 0.5f, 2.f}, {{4}, -1.5f, 1.5f}}, [](auto& x) { return pow(x[0], x[1]); }},
+      {"where_broadcast", {{{1, 4}}, {{3, 4}}}, [cond](auto& x) { return where(cond, x[0], x[1]); }},
+      {"clamp", {{{12}, -2.f, 2.f}}, [](auto& x) { return clamp(x[0], -0.7f, 0.9f); }},
+      {"sin_cos", {{{8}, -3.f, 3.f}}, [](auto& x) { return mul(sin(x[0]), cos(x[0])); }},
       {"scalars", {{{5}, 0.5f, 2.f}}, [](auto& x) {
          return rdiv_scalar(pow_scalar(rsub_scalar(add_scalar(mul_scalar(x[0], 1.5f), 0.2f), 4.f), 1.5f), 2.f);
        }},

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DType', 'DTypeError', 'GGMLTypeTraits', 'GGUFFile', 'GGUFWriter', 'LlamaFileType', 'Tensor', 'abs', 'adamw_step', 'add', 'add_scalar', 'amax', 'backward_profile', 'broadcast_to', 'cat', 'checkpoint', 'clip_grad_norm', 'contiguous', 'cross_entropy', 'div', 'dropout', 'embedding', 'empty', 'empty_cache', 'exp', 'from_numpy', 'full', 'gather', 'gelu', 'gelu_mul', 'get_num_threads', 'get_rng_state', 'ggml_types', 'gguf_dequantize', 'gguf_file_type_id', 'gguf_read', 'gguf_tensor', 'gguf_tensor_types', 'gguf_type_traits', 'index_select', 'is_grad_enabled', 'layer_norm', 'linear', 'linear_cross_entropy', 'llama_file_types', 'load_safetensors', 'log', 'log_softmax', 'lora_linear', 'manual_seed', 'matmul', 'maximum', 'mean', 'memory_stats', 'meta', 'mul', 'mul_scalar', 'narrow', 'neg', 'permute', 'pow_scalar', 'quantize_gguf', 'quantize_rows', 'rand', 'randn', 'rdiv_scalar', 'relu', 'reset_peak_memory', 'reshape', 'rms_norm', 'rope', 'rsqrt', 'rsub_scalar', 'save_safetensors', 'scaled_dot_product_attention', 'select', 'set_backward_profiling', 'set_grad_enabled', 'set_num_threads', 'set_rng_state', 'sgd_step', 'sgemm_seconds', 'sigmoid', 'silu', 'softmax', 'split', 'sqrt', 'sub', 'sum', 'svd', 'swiglu', 'tanh', 'to_dtype', 'transpose', 'write_safetensors', 'zeros']
+__all__: list[str] = ['DType', 'DTypeError', 'GGMLTypeTraits', 'GGUFFile', 'GGUFWriter', 'LlamaFileType', 'Tensor', 'abs', 'adamw_step', 'add', 'add_scalar', 'amax', 'backward_profile', 'broadcast_to', 'cat', 'checkpoint', 'clamp', 'clip_grad_norm', 'contiguous', 'cos', 'cross_entropy', 'div', 'dropout', 'embedding', 'empty', 'empty_cache', 'exp', 'from_numpy', 'full', 'gather', 'gelu', 'gelu_mul', 'get_num_threads', 'get_rng_state', 'ggml_types', 'gguf_dequantize', 'gguf_file_type_id', 'gguf_read', 'gguf_tensor', 'gguf_tensor_types', 'gguf_type_traits', 'index_select', 'is_grad_enabled', 'layer_norm', 'linear', 'linear_cross_entropy', 'llama_file_types', 'load_safetensors', 'log', 'log_softmax', 'lora_linear', 'manual_seed', 'matmul', 'maximum', 'mean', 'memory_stats', 'meta', 'minimum', 'mul', 'mul_scalar', 'narrow', 'neg', 'permute', 'pow', 'pow_scalar', 'quantize_gguf', 'quantize_rows', 'rand', 'randn', 'rdiv_scalar', 'relu', 'reset_peak_memory', 'reshape', 'rms_norm', 'rope', 'rsqrt', 'rsub_scalar', 'save_safetensors', 'scaled_dot_product_attention', 'select', 'set_backward_profiling', 'set_grad_enabled', 'set_num_threads', 'set_rng_state', 'sgd_step', 'sgemm_seconds', 'sigmoid', 'silu', 'sin', 'softmax', 'split', 'sqrt', 'sub', 'sum', 'svd', 'swiglu', 'tanh', 'to_dtype', 'transpose', 'where', 'write_safetensors', 'zeros']
 class DTypeError(TypeError):
     """
     A tensor or value of the wrong dtype or type for an op (a TypeError)
@@ -26,9 +26,12 @@ class DType:
       int32
     
       int64
+    
+      bool
     """
     __members__: typing.ClassVar[dict[str, DType]]
     bfloat16: typing.ClassVar[DType]
+    bool: typing.ClassVar[DType]
     float16: typing.ClassVar[DType]
     float32: typing.ClassVar[DType]
     int32: typing.ClassVar[DType]
@@ -81,9 +84,15 @@ class Tensor:
     """
     A strided n-d array with autograd (peftcpp adds torch-style methods in python/peftcpp)
     """
+    @typing.overload
     def __init__(self, data: Tensor) -> None:
         """
         A new handle sharing data's storage and autograd slots
+        """
+    @typing.overload
+    def __init__(self, data: numpy.ndarray) -> None:
+        """
+        A tensor holding a copy of a numpy array (float64 becomes float32, other integers int64)
         """
     def _clone_raw(self) -> Tensor:
         """
@@ -96,6 +105,10 @@ class Tensor:
     def _is_same(self, other: Tensor) -> bool:
         """
         Whether both handles are the same tensor (same autograd slots)
+        """
+    def _rebind(self, result: Tensor) -> None:
+        """
+        Makes this handle refer to result (its data and autograd history)
         """
     def _shares_storage(self, other: Tensor) -> bool:
         """
@@ -405,6 +418,10 @@ def checkpoint(function: collections.abc.Callable, inputs: collections.abc.Seque
     """
     Activation checkpointing: function(*inputs) -> Tensor(s), run without keeping its intermediates and run again during backward
     """
+def clamp(a: Tensor, min: typing.SupportsFloat | typing.SupportsIndex, max: typing.SupportsFloat | typing.SupportsIndex) -> Tensor:
+    """
+    Elementwise min(max(a, min), max) (-inf / inf: no bound); the gradient flows where min <= a <= max
+    """
 def clip_grad_norm(params: collections.abc.Sequence[Tensor], max_norm: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex = 2.0, error_if_nonfinite: bool = False) -> float:
     """
     Scales the gradients in place so their global norm is at most max_norm; returns the norm before
@@ -412,6 +429,10 @@ def clip_grad_norm(params: collections.abc.Sequence[Tensor], max_norm: typing.Su
 def contiguous(x: Tensor) -> Tensor:
     """
     x itself when row-major contiguous, else a contiguous copy
+    """
+def cos(a: Tensor) -> Tensor:
+    """
+    Elementwise cosine
     """
 def cross_entropy(logits: Tensor, targets: Tensor, ignore_index: typing.SupportsInt | typing.SupportsIndex = -100, reduction: str = 'mean', label_smoothing: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> Tensor:
     """
@@ -547,7 +568,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """
 def maximum(a: Tensor, b: Tensor) -> Tensor:
     """
-    Elementwise max(a, b) (broadcasting); ties send the gradient to a
+    Elementwise max(a, b) (broadcasting); ties split the gradient evenly
     """
 def mean(x: Tensor, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], keepdim: bool = False) -> Tensor:
     """
@@ -560,6 +581,10 @@ def memory_stats() -> dict:
 def meta(shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dtype: DType = DType.float32) -> Tensor:
     """
     A read-only placeholder of this shape with no memory behind it (all strides 0)
+    """
+def minimum(a: Tensor, b: Tensor) -> Tensor:
+    """
+    Elementwise min(a, b) (broadcasting); ties split the gradient evenly
     """
 def mul(a: Tensor, b: Tensor) -> Tensor:
     """
@@ -580,6 +605,10 @@ def neg(a: Tensor) -> Tensor:
 def permute(x: Tensor, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> Tensor:
     """
     View with the dims reordered
+    """
+def pow(a: Tensor, b: Tensor) -> Tensor:
+    """
+    a ** b (broadcasting)
     """
 def pow_scalar(a: Tensor, p: typing.SupportsFloat | typing.SupportsIndex) -> Tensor:
     """
@@ -677,6 +706,10 @@ def silu(x: Tensor) -> Tensor:
     """
     x * sigmoid(x)
     """
+def sin(a: Tensor) -> Tensor:
+    """
+    Elementwise sine
+    """
 def softmax(x: Tensor, dim: typing.SupportsInt | typing.SupportsIndex = -1) -> Tensor:
     """
     Softmax along dim
@@ -716,6 +749,10 @@ def to_dtype(x: Tensor, dtype: DType) -> Tensor:
 def transpose(x: Tensor, dim0: typing.SupportsInt | typing.SupportsIndex, dim1: typing.SupportsInt | typing.SupportsIndex) -> Tensor:
     """
     View with two dims swapped
+    """
+def where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """
+    cond ? a : b elementwise, the three broadcast together; cond of any dtype (nonzero is true)
     """
 def write_safetensors(path: str, plan: collections.abc.Sequence[tuple[str, str, collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]]], produce: collections.abc.Callable, metadata: collections.abc.Mapping[str, str] | None = None) -> None:
     """

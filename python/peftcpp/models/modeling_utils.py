@@ -4,15 +4,17 @@ weights are used where they lie in the file, no second copy)."""
 import itertools
 import os
 import re
+import warnings
 
 from .. import _core
 from .. import serialization
 from ..fileio import safetensors_index_shards
 from ..hub import resolve_file
 from ..nn import Module, Parameter, empty_weights_enabled, init_empty_weights
+from .._device import CPU
 from .._tensor import bfloat16, float16, float32
-from .config_checks import CONFIG_NAME, ConfigFieldError, ModelTooLargeError, check_fields, check_fits_in_memory, \
-    physical_memory
+from .config_checks import CONFIG_NAME, FIELD_RULES, ConfigFieldError, ModelTooLargeError, check_fields, \
+    check_fits_in_memory, physical_memory
 from .generation import GENERATION_CONFIG_SLOT, load_generation_config
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -77,6 +79,35 @@ def _pop_placement_kwargs(kwargs):
     for k in _PLACEMENT_KWARGS:
         kwargs.pop(k, None)
 
+# Attributes every transformers config has (PretrainedConfig's own), so a
+# keyword naming one sets it even when config.json does not.
+_COMMON_CONFIG_ATTRIBUTES = ("output_hidden_states", "output_attentions", "return_dict", "use_cache",
+                             "tie_word_embeddings", "num_labels", "id2label", "label2id", "problem_type",
+                             "pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "decoder_start_token_id",
+                             "is_encoder_decoder", "is_decoder", "architectures", "finetuning_task", "tokenizer_class")
+_WARNED_UNUSED = set()
+
+
+def _config_kwargs(cls, config, kwargs):
+    """The keywords that set config attributes (as transformers': an attribute
+    the config has, or a known field); the others warn once and are dropped,
+    so that neither a typo nor an option peftcpp lacks passes silently (nor
+    lands in a saved config.json)."""
+    used, unused = {}, []
+    for k, v in kwargs.items():
+        if hasattr(config, k) or k in FIELD_RULES or k in _COMMON_CONFIG_ATTRIBUTES:
+            used[k] = v
+        else:
+            unused.append(k)
+    if unused:
+        message = (f"{cls.__name__}.from_pretrained(): keyword argument(s) {', '.join(map(repr, unused))} not used "
+                   f"(neither a {type(config).__name__} field nor a loading option peftcpp knows); ignored")
+        if message not in _WARNED_UNUSED:
+            _WARNED_UNUSED.add(message)
+            warnings.warn(message, UserWarning, stacklevel=3)
+    return used
+
+
 class PreTrainedModel(Module):
     config_class = None
     base_model_prefix = "model"
@@ -106,7 +137,7 @@ class PreTrainedModel(Module):
         _pop_placement_kwargs(kwargs)
         if config is None:
             config = cls.config_class.from_pretrained(name_or_path, **hub)
-        for k, v in kwargs.items():
+        for k, v in _config_kwargs(cls, config, kwargs).items():
             try:
                 check_fields({k: v})
             except ConfigFieldError as e:
@@ -265,7 +296,7 @@ class PreTrainedModel(Module):
 
     @property
     def device(self):
-        return "cpu"
+        return CPU
 
     def num_parameters(self, only_trainable=False):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)

@@ -1,5 +1,6 @@
 """peftcpp.nn: torch.nn's Module system over the native engine."""
 from . import functional, init  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module
 from .modules import (
     Conv1D,
@@ -9,6 +10,7 @@ from .modules import (
     Identity,
     LayerNorm,
     Linear,
+    LogSoftmax,
     ModuleDict,
     ModuleList,
     ParameterDict,
@@ -16,6 +18,7 @@ from .modules import (
     RMSNorm,
     Sequential,
     SiLU,
+    Softmax,
     Tanh,
     empty_weights_enabled,
     init_empty_weights,
@@ -25,4 +28,5 @@ from . import utils  # noqa: F401
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "SiLU", "ReLU",
            "Tanh", "Identity", "init_empty_weights", "empty_weights_enabled", "ModuleList", "ModuleDict", "ParameterDict",
-           "Conv1D", "Sequential", "functional", "init", "utils"]
+           "Conv1D", "Sequential", "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
+           "functional", "init", "utils"]

@@ -5,7 +5,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import _core
-from .._tensor import Tensor, no_grad
+from .._tensor import Tensor, no_grad, parse_to_args
+from .._device import check_device
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -235,11 +236,20 @@ class Module:
                     getattr(m, store)[k] = nv
         return self
 
-    def to(self, dtype=None, *args, **kwargs):
-        dtype = kwargs.get("dtype", dtype)
-        if isinstance(dtype, _core.DType):
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(tensor): the device
+        must be the CPU (another one raises); floating weights take dtype."""
+        dtype = parse_to_args(f"{type(self).__name__}.to", args, kwargs)
+        if dtype is not None:
+            if not dtype.is_floating_point:
+                raise TypeError(f"[{type(self).__name__}.to] nn.Module.to only accepts floating point dtypes, "
+                                f"got {dtype.name}")
             return self._apply_dtype(dtype)
-        return self  # device strings ("cpu") are accepted and ignored
+        return self
+
+    def cuda(self, device=None):
+        check_device("cuda" if device is None else device, f"{type(self).__name__}.cuda")
+        return self
 
     def float(self):
         return self._apply_dtype(_core.DType.float32)

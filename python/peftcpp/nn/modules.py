@@ -174,6 +174,20 @@ class Tanh(Module):
         return x.tanh()
 
 
+class Softmax(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = -1 if dim is None else dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+
 class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()

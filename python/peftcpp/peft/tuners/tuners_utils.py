@@ -9,10 +9,11 @@ import numpy as np
 
 from ... import _core
 from ...models.config_checks import physical_memory
+from ...models.modeling_utils import PreTrainedModel
 from ...nn import Module, Parameter
 from ..._tensor import float32
 from ..config import AdapterConfigError
-from ..utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
+from ..utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND, SEQ_CLS_HEAD_NAMES
 from ..utils.other import ModulesToSaveWrapper, getattr_or_inner
 from .target_selection import check_target_module_exists, is_linear_layer, module_names_summary
 
@@ -191,7 +192,7 @@ class BaseTuner(ActiveAdapters, Module):
                                  f" (no default for model type {mt!r})")
             config.target_modules = set(self.target_module_mapping[mt])
         if isinstance(config.target_modules, str) and config.target_modules.lower() == INCLUDE_LINEAR_LAYERS_SHORTHAND:
-            config.target_modules = self.all_linear_module_names()
+            config.target_modules = self.all_linear_module_names(getattr(config, "task_type", None))
         return config
 
     def mark_only_adapters_as_trainable(self):
@@ -230,16 +231,23 @@ class BaseTuner(ActiveAdapters, Module):
                    "of memory", getattr(config, "_source", None) or type(config).__name__)
 
     # -------------------------------------------------------- injection
-    def all_linear_module_names(self):
-        """Every linear layer (or already wrapped one) except the output head."""
-        out_emb = None
-        get_out = getattr(self.model, "get_output_embeddings", None)
-        if callable(get_out):
-            out_emb = get_out()
+    def all_linear_module_names(self, task_type=None):
+        """PEFT's rule for "all-linear" (_maybe_include_all_linear_layers):
+        every linear layer (or already wrapped one), less, on a transformers
+        model (a PreTrainedModel), its output embedding, or, when it has none
+        and the task is SEQ_CLS, its classification head (score / classifier).
+        A model written by hand (any other nn.Module) keeps all its linear
+        layers, its output layer included, as in PEFT."""
+        head = None
+        if isinstance(self.model, PreTrainedModel):
+            head = self.model.get_output_embeddings()
+            if head is None and task_type == "SEQ_CLS":
+                head = next((getattr(self.model, n) for n in SEQ_CLS_HEAD_NAMES
+                             if getattr(self.model, n, None) is not None), None)
         names = set()
         internal = self.adapter_internal_names()
         for name, m in self.model.named_modules():
-            if name in internal or m is out_emb:
+            if name in internal or (head is not None and m is head):
                 continue
             if is_linear_layer(m) or isinstance(m, self.tuner_layer_cls):
                 names.add(name)

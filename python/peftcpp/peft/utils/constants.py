@@ -5,8 +5,10 @@ SAFETENSORS_WEIGHTS_NAME = "adapter_model.safetensors"
 # adapter_config.json's peft_version: the PEFT release whose on-disk format this follows
 PEFT_FORMAT_VERSION = "0.21.2"
 
-# target_modules="all-linear": every linear layer but the output head
+# target_modules="all-linear": every linear layer but a transformers model's output head
 INCLUDE_LINEAR_LAYERS_SHORTHAND = "all-linear"
+# the classification heads "all-linear" leaves out of a SEQ_CLS model (PEFT's names)
+SEQ_CLS_HEAD_NAMES = ["score", "classifier"]
 
 # layers whose base weight is saved with the adapter when LoRA targets them
 EMBEDDING_LAYER_NAMES = ["embed_tokens", "lm_head"]

@@ -1,6 +1,8 @@
-"""Utilities: gradient checkpointing (like ``torch.utils.checkpoint``)."""
-from . import _core
-from ._tensor import Tensor
+"""Utilities: gradient checkpointing (like ``torch.utils.checkpoint``) and
+``peftcpp.utils.data`` (torch.utils.data's Dataset and DataLoader)."""
+from .. import _core
+from .._tensor import Tensor
+from . import data  # noqa: F401
 
 
 def checkpoint(function, *args, use_reentrant=None, **kwargs):
