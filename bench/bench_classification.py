@@ -142,6 +142,7 @@ def run_torch(model_dir, train, val, test, output_dir, last=LAST, threads=None, 
     if threads:
         torch.set_num_threads(threads)
     tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    transformers.set_seed(SEED)  # the new score head is drawn before the Trainer seeds (peftcpp's RNG starts seeded)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         model_dir, num_labels=2, id2label=ID2LABEL, label2id=LABELS, pad_token_id=tok.pad_token_id,
         dtype=torch.float32)

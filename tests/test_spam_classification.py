@@ -66,7 +66,8 @@ def test_a_few_steps_on_real_messages_learn_spam(splits, tmp_path):
 def test_the_full_job_reaches_the_stated_accuracy(splits, tmp_path):
     """bench/bench_classification.py's peftcpp side (1 epoch on 786 messages:
     minutes on 2 cores)."""
-    r = job.run_peftcpp(default_model_path(), *splits, str(tmp_path))
+    with pytest.warns(UserWarning, match="score.weight"):  # the new head, as transformers warns
+        r = job.run_peftcpp(default_model_path(), *splits, str(tmp_path))
     assert r["steps"] == 99
     assert r["test_accuracy"] >= STATED_TEST_ACCURACY - 0.02, r
     assert r["test_f1"] >= 0.94 and r["val_accuracy"] >= 0.94, r
